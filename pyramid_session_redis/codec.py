@@ -1,0 +1,273 @@
+"""The stored session record and the codecs that turn it into the bytes kept in Redis.
+
+:class:`SafeCodec` (the default) writes a compact binary envelope::
+
+    byte 0      0x01: format marker, "plain" (uncompressed), version 1
+    bytes 1-4   created: unsigned 32-bit big-endian epoch seconds
+    varint      timeout: duration code (below)
+    varint      expires - created - (timeout or 0): duration code
+    rest        serializer.dumps(data) minus its first byte, which is always "{"
+
+Varints are unsigned LEB128 (7 bits a byte, low group first, high bit set on all but the
+last byte). A duration code is 0 for None; otherwise, with ``zz`` the zigzag mapping
+(0, -1, 1, -2, ... -> 0, 1, 2, 3, ...), ``2*zz(d // 60) + 1`` when ``d`` is whole minutes
+and ``2*zz(d) + 2`` when not. A fresh session with a 20-minute timeout thus spends one byte
+on each field.
+
+Marker values 0x02-0x1F are reserved for compressed and future variants. A marker can
+never be 0x80 (pickle protocol 2+), ``{`` or ``[`` (JSON text), so a reader can tell
+those formats apart by the first byte.
+
+:class:`LegacyCodec` stores, through a user's ``serialize``/``deserialize`` pair, the
+payload dict of version 1.x: ``{"m": data, "c": created, "v": 1}`` plus ``"t": timeout``
+and ``"x": expires`` when set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from . import serializer
+
+__all__ = ["PLAIN_MARKER", "Codec", "DecodeError", "LegacyCodec", "SafeCodec", "SessionRecord"]
+
+PLAIN_MARKER: Final = 0x01
+_PLAIN = bytes((PLAIN_MARKER,))
+_RESERVED_MARKERS = range(0x02, 0x20)
+_FOREIGN_MARKERS = {0x80: "a pickle", ord("{"): "JSON", ord("["): "JSON"}
+_MAX_U32 = 0xFFFF_FFFF
+_MAX_VARINT_BYTES = 10
+_STR_ONLY = frozenset({str})
+_ONE_BYTE = [bytes((n,)) for n in range(0x80)]
+
+
+class DecodeError(ValueError):
+    """A stored payload is malformed: truncated, corrupt, foreign or of the wrong shape."""
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    """One session as stored: its data plus timing metadata."""
+
+    data: dict[str, Any]
+    """The session's managed dict."""
+    created: int
+    """Epoch seconds at creation."""
+    timeout: int | None = None
+    """Per-session sliding timeout in seconds; None when none is stored."""
+    expires: int | None = None
+    """Epoch seconds at which the session expires unless refreshed; None when not tracked."""
+
+
+class Codec(Protocol):
+    """Turns a :class:`SessionRecord` into the stored bytes and back."""
+
+    def encode(self, record: SessionRecord) -> bytes:
+        """The bytes to store for ``record``."""
+        ...
+
+    def decode(self, raw: bytes) -> SessionRecord:
+        """The record stored as ``raw``; :class:`DecodeError` if it is malformed."""
+        ...
+
+    def encode_value(self, value: Any) -> bytes:
+        """One top-level session value alone (compared to detect changed keys)."""
+        ...
+
+
+# --- SafeCodec header helpers -------------------------------------------------------------
+
+
+def _varint(n: int) -> bytes:
+    if n < 0x80:
+        return _ONE_BYTE[n]
+    if n >= 1 << (7 * _MAX_VARINT_BYTES):
+        raise ValueError(f"session metadata value out of range: {n}")
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _read_varint(raw: bytes, pos: int) -> tuple[int, int]:
+    """The varint at ``pos`` and the position after it."""
+    if pos < len(raw) and raw[pos] < 0x80:  # the common one-byte case
+        return raw[pos], pos + 1
+    n = shift = 0
+    for i in range(pos, min(pos + _MAX_VARINT_BYTES, len(raw))):
+        byte = raw[i]
+        n |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return n, i + 1
+        shift += 7
+    raise DecodeError("truncated or oversized header")
+
+
+def _duration_code(seconds: int | None) -> int:
+    if seconds is None:
+        return 0
+    minutes, rest = divmod(seconds, 60)
+    if rest:
+        return 2 * _zigzag(seconds) + 2
+    return 2 * _zigzag(minutes) + 1
+
+
+def _duration(code: int) -> int | None:
+    if code == 0:
+        return None
+    if code & 1:
+        return _unzigzag(code >> 1) * 60
+    return _unzigzag((code >> 1) - 1)
+
+
+def _zigzag(n: int) -> int:
+    return 2 * n if n >= 0 else -2 * n - 1
+
+
+def _unzigzag(z: int) -> int:
+    return z >> 1 if not z & 1 else -(z >> 1) - 1
+
+
+def _check_int(name: str, value: object, optional: bool = True) -> None:
+    if type(value) is not int and not (optional and value is None):
+        raise TypeError(f"SessionRecord.{name} must be an int, not {type(value).__name__}")
+
+
+def _check_data(data: object) -> None:
+    if type(data) is not dict or not set(map(type, data)) <= _STR_ONLY:
+        raise TypeError("SessionRecord.data must be a dict with str keys")
+
+
+def _marker_error(raw: bytes) -> DecodeError:
+    if not raw:
+        return DecodeError("empty payload")
+    marker = raw[0]
+    if marker in _RESERVED_MARKERS:
+        return DecodeError(f"format marker 0x{marker:02x} is reserved and not supported")
+    foreign = _FOREIGN_MARKERS.get(marker)
+    if foreign is not None:
+        return DecodeError(f"payload is {foreign}, not a SafeCodec payload")
+    return DecodeError(f"unknown format marker 0x{marker:02x}")
+
+
+class SafeCodec:
+    """The default codec: a marker byte, a binary header, then the safe JSON serializer."""
+
+    __slots__ = ()
+
+    def encode(self, record: SessionRecord) -> bytes:
+        """The envelope described in the module docstring; TypeError/ValueError if invalid."""
+        created, timeout, expires = record.created, record.timeout, record.expires
+        _check_data(record.data)
+        _check_int("created", created, optional=False)
+        _check_int("timeout", timeout)
+        _check_int("expires", expires)
+        if not 0 <= created <= _MAX_U32:
+            raise ValueError(f"SessionRecord.created out of range: {created}")
+        since = None if expires is None else expires - created - (timeout or 0)
+        body = memoryview(serializer.dumps(record.data))[1:]  # drop the implied "{"
+        parts = (_PLAIN, created.to_bytes(4, "big"), _varint(_duration_code(timeout)))
+        return b"".join((*parts, _varint(_duration_code(since)), body))
+
+    def decode(self, raw: bytes) -> SessionRecord:
+        """The record in ``raw``; :class:`DecodeError` for anything malformed."""
+        if raw[:1] != _PLAIN:
+            raise _marker_error(raw)
+        if len(raw) < 5:
+            raise DecodeError("truncated header")
+        created = int.from_bytes(raw[1:5], "big")
+        timeout_code, pos = _read_varint(raw, 5)
+        since_code, pos = _read_varint(raw, pos)
+        timeout, since = _duration(timeout_code), _duration(since_code)
+        expires = None if since is None else created + (timeout or 0) + since
+        return SessionRecord(_load_data(raw, pos), created, timeout, expires)
+
+    def encode_value(self, value: Any) -> bytes:
+        """``serializer.dumps(value)``."""
+        return serializer.dumps(value)
+
+
+def _load_data(raw: bytes, pos: int) -> dict[str, Any]:
+    try:
+        data = serializer.loads(b"{" + memoryview(raw)[pos:])
+    except ValueError as exc:
+        raise DecodeError(f"malformed session data: {exc}") from exc
+    if type(data) is not dict or not set(map(type, data)) <= _STR_ONLY:
+        raise DecodeError("session data is not a dict with str keys")
+    return data
+
+
+# --- LegacyCodec --------------------------------------------------------------------------
+
+
+def _as_bytes(out: object) -> bytes:
+    if isinstance(out, bytes):
+        return out
+    if isinstance(out, str):
+        return out.encode()
+    if isinstance(out, (bytearray, memoryview)):
+        return bytes(out)
+    raise TypeError(f"serialize must return bytes or str, not {type(out).__name__}")
+
+
+def _legacy_record(payload: object) -> SessionRecord:
+    """Validate a 1.x payload dict and turn it into a record."""
+    if not isinstance(payload, dict):
+        raise DecodeError(f"payload is a {type(payload).__name__}, not a dict")
+    if "m" not in payload or "c" not in payload:
+        raise DecodeError("payload lacks its 'm' or 'c' key")
+    data, created = payload["m"], payload["c"]
+    timeout, expires = payload.get("t"), payload.get("x")
+    version = payload.get("v", 1)
+    if type(version) is not int or version != 1:
+        raise DecodeError(f"unsupported payload version {version!r}")
+    if not isinstance(data, dict):
+        raise DecodeError(f"payload 'm' is a {type(data).__name__}, not a dict")
+    try:
+        _check_int("created", created, optional=False)
+        _check_int("timeout", timeout)
+        _check_int("expires", expires)
+    except TypeError as exc:
+        raise DecodeError(str(exc)) from exc
+    return SessionRecord(data, created, timeout, expires)
+
+
+class LegacyCodec:
+    """The 1.x payload dict through a user ``serialize``/``deserialize`` pair.
+
+    ``data`` keys are not checked on decode: 1.x accepted any key its serializer could
+    store. Unpickling untrusted bytes runs code; this codec is for users who chose that.
+    """
+
+    __slots__ = ("_deserialize", "_serialize")
+
+    def __init__(
+        self, serialize: Callable[[Any], bytes | str], deserialize: Callable[[bytes], Any]
+    ) -> None:
+        self._serialize = serialize
+        self._deserialize = deserialize
+
+    def encode(self, record: SessionRecord) -> bytes:
+        """``serialize({"m": data, "c": created, "v": 1[, "t": timeout][, "x": expires]})``."""
+        payload: dict[str, Any] = {"m": record.data, "c": record.created, "v": 1}
+        if record.timeout is not None:
+            payload["t"] = record.timeout
+        if record.expires is not None:
+            payload["x"] = record.expires
+        return _as_bytes(self._serialize(payload))
+
+    def decode(self, raw: bytes) -> SessionRecord:
+        """Deserialize and validate; any failure becomes :class:`DecodeError`."""
+        try:
+            payload = self._deserialize(raw)
+        except Exception as exc:
+            raise DecodeError(f"deserialize failed: {exc!r}") from exc
+        return _legacy_record(payload)
+
+    def encode_value(self, value: Any) -> bytes:
+        """``serialize(value)`` as bytes."""
+        return _as_bytes(self._serialize(value))

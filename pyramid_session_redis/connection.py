@@ -1,0 +1,58 @@
+"""Building the redis-py client from the settings, once per factory."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from .settings import SessionSettings
+
+if TYPE_CHECKING:
+    from pyramid.request import Request
+
+
+def client_options(settings: SessionSettings) -> dict[str, Any]:
+    """Keyword arguments for redis-py's client built from the ``redis_*`` options."""
+    options: dict[str, Any] = {
+        "socket_timeout": settings.redis_socket_timeout,
+        "socket_connect_timeout": settings.redis_socket_connect_timeout,
+        "encoding": settings.redis_encoding,
+        "encoding_errors": settings.redis_encoding_errors,
+        # One quick retry for a connection dropped by a restart; no long backoff that
+        # would multiply the socket timeout while Redis hangs.
+        "retry": Retry(NoBackoff(), 1),
+    }
+    if settings.redis_connection_pool is not None:
+        return {"connection_pool": settings.redis_connection_pool}
+    if settings.redis_url:
+        return options
+    options.update(
+        host=settings.redis_host,
+        port=settings.redis_port,
+        db=settings.redis_db,
+        password=settings.redis_password,
+    )
+    if settings.redis_unix_socket_path:
+        options["unix_socket_path"] = settings.redis_unix_socket_path
+        options.pop("socket_connect_timeout")
+    return options
+
+
+def build_client(settings: SessionSettings) -> redis.Redis:
+    """The shared client (redis-py clients are thread-safe and pool connections)."""
+    options = client_options(settings)
+    if settings.redis_url and "connection_pool" not in options:
+        return redis.Redis.from_url(settings.redis_url, **options)
+    return redis.Redis(**options)
+
+
+def request_client(settings: SessionSettings, request: Request) -> Any:
+    """The client from ``redis_client_callable(request, **options)`` (1.8's hook)."""
+    assert settings.redis_client_callable is not None
+    options = client_options(settings)
+    if settings.redis_url:
+        options["url"] = settings.redis_url
+    return settings.redis_client_callable(request, **options)

@@ -1,0 +1,122 @@
+"""Exceptions raised or reported by pyramid_session_redis.
+
+Everything derives from :class:`SessionError`. The ``InvalidSession_*`` names are
+the public names of version 1.8 and stay importable; each has a readable alias.
+``InvalidSession`` instances are *reported* to ``func_invalid_logger`` (the user
+gets a fresh session); the other classes are raised.
+"""
+
+from __future__ import annotations
+
+from pyramid.exceptions import ConfigurationError as _PyramidConfigurationError
+
+__all__ = [
+    "ConfigurationError",
+    "CookieInvalid",
+    "InvalidSession",
+    "InvalidSession_DeserializationError",
+    "InvalidSession_Lazycreate",
+    "InvalidSession_NoSessionCookie",
+    "InvalidSession_NotInBackend",
+    "InvalidSession_PayloadLegacy",
+    "InvalidSession_PayloadTimeout",
+    "NoSessionCookie",
+    "NotInBackend",
+    "PayloadExpired",
+    "PayloadLegacy",
+    "PayloadUndecodable",
+    "RawDeserializationError",
+    "SessionBackendError",
+    "SessionError",
+    "SessionGone",
+    "SessionWriteConflict",
+]
+
+
+class SessionError(Exception):
+    """Root of every exception of this package."""
+
+
+class ConfigurationError(SessionError, ValueError, _PyramidConfigurationError):  # type: ignore[misc]
+    """An option, or a combination of options, is invalid; raised at start-up.
+
+    ``options`` names the offending option(s).
+    """
+
+    def __init__(self, message: str, *options: str) -> None:
+        super().__init__(message)
+        self.options = options
+
+
+class InvalidSession(SessionError):
+    """The request's session could not be used; a fresh session replaces it."""
+
+
+class InvalidSession_NoSessionCookie(InvalidSession):
+    """The request carried no session cookie."""
+
+
+class CookieInvalid(InvalidSession_NoSessionCookie):
+    """A session cookie was sent but is tampered, truncated, oversized or not ASCII.
+
+    A subclass of ``InvalidSession_NoSessionCookie`` because, as in 1.8, such a
+    request is treated as one without a cookie.
+    """
+
+
+class InvalidSession_Lazycreate(InvalidSession):
+    """Kept for 1.8 compatibility; never reported by this version."""
+
+
+class InvalidSession_NotInBackend(InvalidSession):
+    """The cookie's session id has no data in Redis (expired, deleted, never stored)."""
+
+
+class SessionGone(InvalidSession_NotInBackend):
+    """The session was deleted in Redis while this request was using it.
+
+    Reported instead of writing the session back (no resurrection).
+    """
+
+
+class InvalidSession_DeserializationError(InvalidSession):
+    """The stored payload could not be decoded (``deserialized_fails_new=True``)."""
+
+
+class InvalidSession_PayloadTimeout(InvalidSession):
+    """The payload's own expiry time has passed."""
+
+
+class InvalidSession_PayloadLegacy(InvalidSession):
+    """The payload was written with an unsupported layout version."""
+
+
+class RawDeserializationError(SessionError):
+    """The stored payload could not be decoded and ``deserialized_fails_new`` is off.
+
+    As in 1.8, ``args[0]`` is the original exception (also chained as ``__cause__``).
+    """
+
+
+class SessionBackendError(SessionError):
+    """Redis could not be reached or answered with an error.
+
+    The redis-py exception is chained as ``__cause__`` and kept as ``.error``.
+    Map it to a 503 with an exception view.
+    """
+
+    def __init__(self, message: str, error: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+
+
+class SessionWriteConflict(SessionError):
+    """A compare-and-set write kept losing races and gave up after its retries."""
+
+
+# Readable aliases for the 1.8 names.
+NoSessionCookie = InvalidSession_NoSessionCookie
+NotInBackend = InvalidSession_NotInBackend
+PayloadUndecodable = InvalidSession_DeserializationError
+PayloadExpired = InvalidSession_PayloadTimeout
+PayloadLegacy = InvalidSession_PayloadLegacy

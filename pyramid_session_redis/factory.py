@@ -1,0 +1,79 @@
+"""The session factory: built once from validated settings, bound per request."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pyramid.path import DottedNameResolver
+
+from .codec import Codec, LegacyCodec, SafeCodec
+from .connection import build_client, request_client
+from .cookie import SessionCookie
+from .session import RedisSession
+from .settings import SessionSettings, build_settings, parse_ini_settings
+from .store import RedisStore, ServerFeatures, SessionStore
+from .util import make_id_generator
+
+if TYPE_CHECKING:
+    from pyramid.config import Configurator
+    from pyramid.request import Request
+
+
+class SessionFactory:
+    """Callable ``request -> RedisSession``; holds everything shared by requests."""
+
+    def __init__(self, settings: SessionSettings) -> None:
+        self.settings = settings
+        self.cookie = SessionCookie(settings)
+        self.codec = make_codec(settings)
+        self.new_id = make_id_generator(settings.id_generator, settings.prefix)
+        self.features = ServerFeatures()
+        self._store: SessionStore | None = None
+
+    def __call__(self, request: Request) -> RedisSession:
+        session_id, problem = self.cookie.read(request)
+        return RedisSession(request, self, session_id, problem)
+
+    def store_for(self, request: Request) -> SessionStore:
+        """The storage for a request: shared, unless ``redis_client_callable`` is set."""
+        if self.settings.redis_client_callable is not None:
+            return RedisStore(request_client(self.settings, request), self.features)
+        if self._store is None:
+            self._store = RedisStore(build_client(self.settings), self.features)
+        return self._store
+
+    def key(self, session_id: str) -> str:
+        """The Redis key of a session id (the id itself)."""
+        return session_id
+
+
+def make_codec(settings: SessionSettings) -> Codec:
+    """The safe codec by default; the 1.8 payload layout for user serializers."""
+    if settings.serialize is not None and settings.deserialize is not None:
+        return LegacyCodec(settings.serialize, settings.deserialize)
+    return SafeCodec()
+
+
+def RedisSessionFactory(secret: str | bytes | None = None, **options: Any) -> SessionFactory:
+    """Build a Pyramid session factory backed by Redis.
+
+    Takes the keyword options of version 1.8 (see the README's configuration
+    reference). Invalid options or combinations raise ``ConfigurationError``
+    (also a ``ValueError``) here, at start-up, never per request.
+    """
+    return SessionFactory(build_settings(secret, **options))
+
+
+def session_factory_from_settings(settings: dict[str, Any]) -> SessionFactory:
+    """Build the factory from ``redis.sessions.*`` application settings."""
+    return RedisSessionFactory(**parse_ini_settings(settings))
+
+
+def includeme(config: Configurator) -> None:
+    """``config.include('pyramid_session_redis')``: session factory from the ini file."""
+    resolver = DottedNameResolver(config.package)
+    options = parse_ini_settings(config.registry.settings, resolver)
+    config.set_session_factory(RedisSessionFactory(**options))
+
+
+__all__ = ["RedisSessionFactory", "SessionFactory", "includeme", "session_factory_from_settings"]

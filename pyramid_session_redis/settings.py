@@ -1,0 +1,306 @@
+"""Options: one immutable, validated settings object built once per factory.
+
+``SessionSettings`` declares every option with its default. ``build_settings``
+validates keyword arguments (the 1.8 names) and ``parse_ini_settings`` coerces
+``redis.sessions.*`` strings through one name -> converter table. Every error is
+a :class:`~pyramid_session_redis.exceptions.ConfigurationError` naming the option.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pyramid.path import DottedNameResolver
+
+from .exceptions import ConfigurationError
+
+INI_PREFIX = "redis.sessions."
+PERSISTENCE_MODES = ("cas", "overwrite")
+SAMESITE_VALUES = ("strict", "lax", "none")
+MAX_COOKIE_LENGTH = 4096
+
+# Bounded by default so that a hung Redis cannot hang a worker (seconds).
+DEFAULT_SOCKET_TIMEOUT = 5.0
+DEFAULT_CONNECT_TIMEOUT = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionSettings:
+    """Every option of the session factory, validated and coerced."""
+
+    secret: str | bytes | None = None
+    timeout: int | None = 1200
+    cookie_name: str = "session"
+    cookie_max_age: int | datetime.timedelta | None = None
+    cookie_path: str = "/"
+    cookie_domain: str | None = None
+    cookie_secure: bool = False
+    cookie_httponly: bool = True
+    cookie_expires: datetime.datetime | datetime.timedelta | int | None = None
+    cookie_comment: str | None = None
+    cookie_samesite: str | None = None
+    cookie_on_exception: bool = True
+    redis_url: str | None = None
+    redis_host: str = "localhost"
+    redis_port: int = 6379
+    redis_db: int = 0
+    redis_password: str | None = None
+    redis_client_callable: Callable[..., Any] | None = None
+    redis_socket_timeout: float | None = DEFAULT_SOCKET_TIMEOUT
+    redis_socket_connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT
+    redis_connection_pool: Any = None
+    redis_encoding: str = "utf-8"
+    redis_encoding_errors: str = "strict"
+    redis_unix_socket_path: str | None = None
+    serialize: Callable[[Any], bytes] | None = None
+    deserialize: Callable[[bytes], Any] | None = None
+    id_generator: Callable[[], str] | None = None
+    prefix: str | None = None
+    set_redis_ttl: bool = True
+    set_redis_ttl_readheavy: bool = False
+    detect_changes: bool = True
+    deserialized_fails_new: bool = False
+    func_check_response_allow_cookies: Callable[[Any], bool] | None = None
+    func_invalid_logger: Callable[[Any, Exception], Any] | None = None
+    timeout_trigger: int | None = None
+    python_expires: bool = True
+    cookie_signer: Any = None
+    invalidate_empty_session: bool = True
+    persistence: str = "cas"
+    cas_retries: int = 5
+
+    # -- derived modes (properties: computed from the fields, never stored) --
+    @property
+    def redis_ttl(self) -> bool:
+        """Redis keeps a TTL on the key."""
+        return self.timeout is not None and self.set_redis_ttl
+
+    @property
+    def expiry_in_payload(self) -> bool:
+        """The payload carries its expiry time (LRU mode, or a timeout trigger)."""
+        return self.timeout is not None and (
+            self.timeout_trigger is not None or not self.set_redis_ttl
+        )
+
+    @property
+    def refresh_on_read(self) -> bool:
+        """The sliding TTL is refreshed by the read itself (GETEX)."""
+        return self.redis_ttl and self.timeout_trigger is None
+
+
+OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(SessionSettings))
+# Names used by the 1.8 documentation that its own factory rejected.
+OPTION_ALIASES = {
+    "client_callable": "redis_client_callable",
+    "redis_errors": "redis_encoding_errors",
+}
+_ZERO_MEANS_NONE = ("timeout", "timeout_trigger")
+_CALLABLES = (
+    "redis_client_callable",
+    "serialize",
+    "deserialize",
+    "id_generator",
+    "func_check_response_allow_cookies",
+    "func_invalid_logger",
+)
+
+
+def build_settings(secret: str | bytes | None = None, **options: Any) -> SessionSettings:
+    """Validate factory keyword arguments and return the settings object."""
+    for alias, name in OPTION_ALIASES.items():
+        if alias in options:
+            options[name] = options.pop(alias)
+    unknown = sorted(set(options) - OPTION_NAMES)
+    if unknown:
+        raise ConfigurationError(f"unknown session option(s): {', '.join(unknown)}", *unknown)
+    for name in _ZERO_MEANS_NONE:
+        if options.get(name) == 0:
+            options[name] = None
+    for name in ("set_redis_ttl_readheavy", "deserialized_fails_new"):
+        if options.get(name) is None and name in options:
+            options[name] = False
+    settings = SessionSettings(secret=secret, **options)
+    _validate(settings)
+    return settings
+
+
+def _fail(message: str, *options: str) -> None:
+    raise ConfigurationError(message, *options)
+
+
+def _validate(s: SessionSettings) -> None:
+    if (s.secret is None) == (s.cookie_signer is None):
+        _fail("pass exactly one of `secret` and `cookie_signer`", "secret", "cookie_signer")
+    if s.cookie_signer is not None and not (
+        callable(getattr(s.cookie_signer, "loads", None))
+        and callable(getattr(s.cookie_signer, "dumps", None))
+    ):
+        _fail("`cookie_signer` needs `loads` and `dumps` methods", "cookie_signer")
+    for name in ("timeout", "timeout_trigger"):
+        value = getattr(s, name)
+        if value is not None and (not isinstance(value, int) or value < 0):
+            _fail(f"`{name}` must be a whole number of seconds >= 0, got {value!r}", name)
+    for name in _CALLABLES:
+        value = getattr(s, name)
+        if value is not None and not callable(value):
+            _fail(f"`{name}` must be callable, got {value!r}", name)
+    if (s.serialize is None) != (s.deserialize is None):
+        _fail("pass both `serialize` and `deserialize`, or neither", "serialize", "deserialize")
+    if s.set_redis_ttl_readheavy:
+        if s.timeout is None or not s.set_redis_ttl:
+            _fail(
+                "`set_redis_ttl_readheavy` requires a `timeout` and `set_redis_ttl`",
+                "set_redis_ttl_readheavy",
+                "timeout",
+                "set_redis_ttl",
+            )
+        if s.timeout_trigger is not None or s.python_expires:
+            _fail(
+                "`set_redis_ttl_readheavy` is not compatible with `timeout_trigger` or "
+                "`python_expires` (pass python_expires=False)",
+                "set_redis_ttl_readheavy",
+                "timeout_trigger",
+                "python_expires",
+            )
+    if s.timeout_trigger is not None:
+        if s.timeout is None:
+            _fail("`timeout_trigger` requires a `timeout`", "timeout_trigger", "timeout")
+        if not s.python_expires:
+            _fail(
+                "`timeout_trigger` keeps the expiry in the payload: it requires `python_expires`",
+                "timeout_trigger",
+                "python_expires",
+            )
+    if s.timeout is not None and not s.set_redis_ttl and not s.python_expires:
+        _fail(
+            "with `set_redis_ttl=False` the `timeout` can only be enforced from the payload: "
+            "set `python_expires=True` or `timeout=0`",
+            "timeout",
+            "set_redis_ttl",
+            "python_expires",
+        )
+    _validate_cookie(s)
+    if s.persistence not in PERSISTENCE_MODES:
+        _fail(
+            f"`persistence` must be one of {PERSISTENCE_MODES}, got {s.persistence!r}",
+            "persistence",
+        )
+    if not isinstance(s.cas_retries, int) or s.cas_retries < 0:
+        _fail("`cas_retries` must be a whole number >= 0", "cas_retries")
+
+
+def _validate_cookie(s: SessionSettings) -> None:
+    if not s.cookie_name or not isinstance(s.cookie_name, str):
+        _fail("`cookie_name` must be a non-empty string", "cookie_name")
+    if s.cookie_samesite is not None:
+        if str(s.cookie_samesite).lower() not in SAMESITE_VALUES:
+            _fail(f"`cookie_samesite` must be one of {SAMESITE_VALUES}", "cookie_samesite")
+        if str(s.cookie_samesite).lower() == "none" and not s.cookie_secure:
+            _fail(
+                "`cookie_samesite='none'` requires `cookie_secure=True` (browsers and WebOb "
+                "reject it otherwise)",
+                "cookie_samesite",
+                "cookie_secure",
+            )
+
+
+# -- ini settings -------------------------------------------------------------
+
+
+def _none_or(convert: Callable[[str], Any]) -> Callable[[Any], Any]:
+    def converter(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        if value in ("", "None", "none", "null"):
+            return None
+        return convert(value)
+
+    return converter
+
+
+_TRUE = frozenset(("true", "yes", "on", "y", "t", "1"))
+_FALSE = frozenset(("false", "no", "off", "n", "f", "0"))
+
+
+def _strict_bool(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in _TRUE or lowered in _FALSE:
+        return lowered in _TRUE
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _seconds_delta(value: str) -> datetime.timedelta:
+    return datetime.timedelta(seconds=int(value))
+
+
+def _dotted(resolver: DottedNameResolver) -> Callable[[Any], Any]:
+    return _none_or(resolver.maybe_resolve)
+
+
+_BOOL = _none_or(_strict_bool)
+_INT = _none_or(int)
+_FLOAT = _none_or(float)
+_STR = _none_or(str)
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "secret": _STR,
+    "timeout": _INT,
+    "cookie_name": _STR,
+    "cookie_max_age": _INT,
+    "cookie_path": _STR,
+    "cookie_domain": _STR,
+    "cookie_secure": _BOOL,
+    "cookie_httponly": _BOOL,
+    "cookie_expires": _none_or(_seconds_delta),
+    "cookie_comment": _STR,
+    "cookie_samesite": _STR,
+    "cookie_on_exception": _BOOL,
+    "redis_url": _STR,
+    "redis_host": _STR,
+    "redis_port": _INT,
+    "redis_db": _INT,
+    "redis_password": _STR,
+    "redis_socket_timeout": _FLOAT,
+    "redis_socket_connect_timeout": _FLOAT,
+    "redis_encoding": _STR,
+    "redis_encoding_errors": _STR,
+    "redis_unix_socket_path": _STR,
+    "prefix": _STR,
+    "set_redis_ttl": _BOOL,
+    "set_redis_ttl_readheavy": _BOOL,
+    "detect_changes": _BOOL,
+    "deserialized_fails_new": _BOOL,
+    "timeout_trigger": _INT,
+    "python_expires": _BOOL,
+    "invalidate_empty_session": _BOOL,
+    "persistence": _STR,
+    "cas_retries": _INT,
+}
+_DOTTED = (*_CALLABLES, "cookie_signer", "redis_connection_pool")
+
+
+def parse_ini_settings(
+    settings: Mapping[str, Any], resolver: DottedNameResolver | None = None
+) -> dict[str, Any]:
+    """Coerce the ``redis.sessions.*`` entries of ``settings`` to factory options."""
+    resolver = resolver or DottedNameResolver()
+    converters = dict(_CONVERTERS)
+    converters.update(dict.fromkeys(_DOTTED, _dotted(resolver)))
+    options: dict[str, Any] = {}
+    for key, raw in settings.items():
+        if not key.startswith(INI_PREFIX):
+            continue
+        name = key[len(INI_PREFIX) :]
+        name = OPTION_ALIASES.get(name, name)
+        converter = converters.get(name)
+        if converter is None:
+            raise ConfigurationError(f"unknown setting {key!r}", key)
+        try:
+            options[name] = converter(raw)
+        except (ValueError, TypeError, ImportError, AttributeError) as exc:
+            raise ConfigurationError(f"invalid value for {key!r}: {raw!r} ({exc})", key) from exc
+    return options

@@ -1,0 +1,152 @@
+"""A session's data and what the current request did to it; no I/O.
+
+``SessionState`` owns the managed dict and records, per top-level key, what the
+request changed: keys set, keys deleted, counter increments, and keys whose
+mutable values were handed out (they may be mutated in place). From that it
+answers "did the payload change?" (re-serializing only when needed) and can
+replay the request's changes onto a fresher copy (compare-and-set merge).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .codec import Codec, SessionRecord
+from .serializer import is_immutable
+
+_MISSING: Any = object()
+
+
+class SessionState:
+    """The managed dict of one session plus this request's change log."""
+
+    __slots__ = (
+        "data",
+        "deleted",
+        "exposed",
+        "forced",
+        "had_data",
+        "increments",
+        "loaded",
+        "meta_changed",
+        "record",
+        "written",
+    )
+
+    def __init__(self, record: SessionRecord, loaded: bytes | None = None) -> None:
+        self.record = record
+        self.data: dict[str, Any] = record.data
+        self.loaded = loaded  # the exact bytes read from Redis; None for a new session
+        self.had_data = bool(record.data)
+        self.written: set[str] = set()
+        self.deleted: set[str] = set()
+        self.exposed: set[str] = set()
+        self.increments: dict[str, Any] = {}
+        self.meta_changed = False
+        self.forced = False
+
+    # -- reads ------------------------------------------------------------------
+    def expose(self, key: str, value: Any) -> Any:
+        """Return ``value`` read at ``key``, remembering it if it is mutable."""
+        if not is_immutable(value):
+            self.exposed.add(key)
+        return value
+
+    def expose_all(self) -> None:
+        """Every value is being handed out (items(), values(), copies...)."""
+        for key, value in self.data.items():
+            self.expose(key, value)
+
+    # -- writes -----------------------------------------------------------------
+    def assign(self, key: str, value: Any) -> None:
+        self.data[key] = value
+        self.written.add(key)
+        self.deleted.discard(key)
+        self.increments.pop(key, None)
+
+    def remove(self, key: str) -> None:
+        del self.data[key]
+        self.deleted.add(key)
+        self.written.discard(key)
+        self.increments.pop(key, None)
+
+    def incr(self, key: str, amount: Any) -> Any:
+        value = self.data.get(key, 0) + amount
+        self.data[key] = value
+        if key not in self.written:
+            self.increments[key] = self.increments.get(key, 0) + amount
+        self.deleted.discard(key)
+        return value
+
+    def touch_meta(self, **fields: Any) -> None:
+        """Change the record's metadata (timeout, expires)."""
+        for name, value in fields.items():
+            setattr(self.record, name, value)
+        self.meta_changed = True
+
+    # -- end of request -----------------------------------------------------------
+    @property
+    def touched(self) -> bool:
+        """The request did something that may have changed the payload."""
+        return bool(
+            self.written or self.deleted or self.increments or self.meta_changed or self.forced
+        )
+
+    def encode_if_changed(self, codec: Codec, detect_changes: bool) -> bytes | None:
+        """The new payload if it differs from what was loaded, else None.
+
+        Serializes only when the request wrote, or handed out a mutable value
+        (with ``detect_changes``); a read-only request costs no serialization.
+        """
+        if not (self.touched or (detect_changes and self.exposed)):
+            return None
+        payload = codec.encode(self.record)
+        return None if payload == self.loaded else payload
+
+    def mark_persisted(self, payload: bytes) -> None:
+        """The payload is now stored: it becomes the new baseline."""
+        self.loaded = payload
+        self.had_data = bool(self.data)
+        for log in (self.written, self.deleted, self.exposed, self.increments):
+            log.clear()
+        self.meta_changed = self.forced = False
+
+    # -- compare-and-set merge ----------------------------------------------------
+    def changed_keys(self, codec: Codec, detect_changes: bool) -> set[str]:
+        """Top-level keys this request set or mutated in place (not deletions)."""
+        changed = set(self.written)
+        candidates = self.exposed - changed - set(self.increments)
+        if not candidates:
+            return changed
+        if not detect_changes:  # cannot compare: anything handed out counts
+            return changed | (candidates if self.forced else set())
+        original = codec.decode(self.loaded).data if self.loaded is not None else {}
+        for key in candidates:
+            before = original.get(key, _MISSING)
+            after = self.data.get(key, _MISSING)
+            if (
+                before is _MISSING
+                or after is _MISSING
+                or codec.encode_value(before) != codec.encode_value(after)
+            ):
+                changed.add(key)
+        return changed
+
+    def rebase(self, fresh: SessionRecord, raw: bytes, codec: Codec, detect_changes: bool) -> None:
+        """Replay this request's changes onto ``fresh`` (the copy now in Redis)."""
+        changed = self.changed_keys(codec, detect_changes)
+        merged = dict(fresh.data)
+        for key in changed:
+            if key in self.data:
+                merged[key] = self.data[key]
+        for key in self.deleted:
+            merged.pop(key, None)
+        for key, amount in self.increments.items():
+            merged[key] = merged.get(key, 0) + amount
+        if not self.meta_changed:
+            self.record.timeout, self.record.expires = fresh.timeout, fresh.expires
+        self.record.created = fresh.created
+        self.record.data = self.data = merged
+        self.loaded = raw
+        self.written = changed & set(merged)
+        self.exposed.clear()

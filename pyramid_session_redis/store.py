@@ -1,0 +1,169 @@
+"""Storage: the few Redis operations a session needs, behind one small interface.
+
+Every operation touches exactly one key (Cluster-safe) and costs one round trip.
+Errors from redis-py become :class:`SessionBackendError`.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol, TypeVar
+
+from redis.exceptions import NoScriptError, RedisError, ResponseError
+
+from .exceptions import SessionBackendError
+
+T = TypeVar("T")
+
+
+class CasOutcome(enum.Enum):
+    WRITTEN = "written"
+    CONFLICT = "conflict"  # the stored payload changed since it was loaded
+    GONE = "gone"  # the key no longer exists: never recreate it
+
+
+class WrongTypeError(ValueError):
+    """The key holds a non-string Redis value (a list, a hash...)."""
+
+
+class RedisClient(Protocol):
+    """The subset of redis-py's client that the store uses."""
+
+    def get(self, name: str) -> Any: ...
+    def getex(self, name: str, ex: int | None = None) -> Any: ...
+    def set(
+        self, name: str, value: bytes, *, ex: int | None = ..., nx: bool = ..., xx: bool = ...
+    ) -> Any: ...
+    def expire(self, name: str, time: int) -> Any: ...
+    def delete(self, *names: str) -> Any: ...
+    def pipeline(self, transaction: bool = True) -> Any: ...
+    def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any: ...
+    def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> Any: ...
+
+
+class SessionStore(Protocol):
+    """What a session needs from storage. ``ttl=None`` means no TTL."""
+
+    def load(self, key: str, refresh_ttl: int | None) -> bytes | None: ...
+    def create(self, key: str, payload: bytes, ttl: int | None) -> bool: ...
+    def overwrite(self, key: str, payload: bytes, ttl: int | None) -> bool: ...
+    def compare_and_set(
+        self, key: str, expected: bytes, payload: bytes, ttl: int | None
+    ) -> tuple[CasOutcome, bytes | None]: ...
+    def refresh(self, key: str, ttl: int) -> None: ...
+    def delete(self, key: str) -> None: ...
+
+
+# Writes ARGV[2] only if the stored bytes still hash to ARGV[1]; the TTL rides along.
+# Returns 1 (written), 0 (key gone) or the current bytes (conflict: saves a re-read).
+CAS_SCRIPT = """
+local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+if redis.sha1hex(current) ~= ARGV[1] then return current end
+if ARGV[3] == '0' then
+  redis.call('SET', KEYS[1], ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+end
+return 1
+"""
+CAS_SCRIPT_SHA = hashlib.sha1(CAS_SCRIPT.encode()).hexdigest()
+
+
+class ServerFeatures:
+    """What the server supports, learnt once per factory (shared across requests)."""
+
+    def __init__(self) -> None:
+        self.getex = True
+
+
+@contextmanager
+def _backend_errors(action: str, key: str) -> Iterator[None]:
+    try:
+        yield
+    except ResponseError as exc:
+        if str(exc).startswith("WRONGTYPE"):
+            raise WrongTypeError(f"{action}: the key holds a non-string value") from exc
+        raise SessionBackendError(f"Redis refused to {action}: {exc}", exc) from exc
+    except RedisError as exc:
+        raise SessionBackendError(f"Redis unavailable ({action}): {exc}", exc) from exc
+
+
+class RedisStore:
+    """:class:`SessionStore` on a redis-py client; one string key per session."""
+
+    def __init__(self, client: RedisClient, features: ServerFeatures) -> None:
+        self.client = client
+        self.features = features
+
+    def load(self, key: str, refresh_ttl: int | None) -> bytes | None:
+        """GET the payload; with ``refresh_ttl`` slide the TTL in the same round trip."""
+        with _backend_errors("load the session", key):
+            if refresh_ttl is None:
+                return _as_bytes(self.client.get(key))
+            if self.features.getex:
+                try:
+                    return _as_bytes(self.client.getex(key, ex=refresh_ttl))
+                except ResponseError as exc:
+                    if "unknown command" not in str(exc).lower():
+                        raise
+                    self.features.getex = False  # Redis < 6.2: pipeline from now on
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(key)
+            pipe.expire(key, refresh_ttl)
+            payload, _ = pipe.execute()
+            return _as_bytes(payload)
+
+    def create(self, key: str, payload: bytes, ttl: int | None) -> bool:
+        """SET NX: False if the id is taken (a collision: the caller picks another)."""
+        with _backend_errors("create the session", key):
+            return bool(self.client.set(key, payload, ex=ttl, nx=True))
+
+    def overwrite(self, key: str, payload: bytes, ttl: int | None) -> bool:
+        """SET XX: last writer wins, but a deleted session is never recreated."""
+        with _backend_errors("save the session", key):
+            return bool(self.client.set(key, payload, ex=ttl, xx=True))
+
+    def compare_and_set(
+        self, key: str, expected: bytes, payload: bytes, ttl: int | None
+    ) -> tuple[CasOutcome, bytes | None]:
+        """Write ``payload`` only if the key still holds ``expected``."""
+        args = (key, hashlib.sha1(expected).hexdigest(), payload, ttl or 0)
+        with _backend_errors("save the session", key):
+            try:
+                result = self.client.evalsha(CAS_SCRIPT_SHA, 1, *args)
+            except NoScriptError:  # script cache flushed or a new server: EVAL caches it
+                result = self.client.eval(CAS_SCRIPT, 1, *args)
+        if result == 1:
+            return CasOutcome.WRITTEN, None
+        if result == 0:
+            return CasOutcome.GONE, None
+        return CasOutcome.CONFLICT, _as_bytes(result)
+
+    def refresh(self, key: str, ttl: int) -> None:
+        """EXPIRE: slides the TTL; a no-op on a missing key (never resurrects)."""
+        with _backend_errors("refresh the session", key):
+            self.client.expire(key, ttl)
+
+    def delete(self, key: str) -> None:
+        with _backend_errors("delete the session", key):
+            self.client.delete(key)
+
+
+def _as_bytes(value: Any) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, str):  # a client built with decode_responses=True
+        return value.encode("utf-8", "surrogateescape")
+    raise WrongTypeError(f"unexpected reply type {type(value).__name__}")
+
+
+def call_with_store(make: Callable[[], T]) -> T:
+    """Build a client or store, turning connection set-up errors into SessionBackendError."""
+    try:
+        return make()
+    except RedisError as exc:
+        raise SessionBackendError(f"Redis client could not be created: {exc}", exc) from exc

@@ -1,0 +1,1 @@
+"""Test suite for pyramid_session_redis (helpers importable as ``tests.servers``)."""

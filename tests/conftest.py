@@ -1,0 +1,107 @@
+"""Fixtures backed by a real Redis-compatible server started for this test session.
+
+Server lifecycle lives in ``tests/servers.py``, command counting in
+``tests/redis_stats.py``; this file only wires them into pytest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.redis_stats import CommandCounter
+from tests.servers import (
+    RedisServerProcess,
+    ServerFactory,
+    ServerNotFoundError,
+    find_server_binary,
+    server_version,
+)
+
+
+def pytest_report_header() -> str:
+    try:
+        binary = find_server_binary()
+        version = ".".join(str(part) for part in server_version(binary))
+    except ServerNotFoundError as exc:
+        return f"redis server: NOT FOUND ({exc})"
+    return f"redis server: {binary} (v{version})"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServerProcess]:
+    """The session's server: started once on a free 127.0.0.1 port, stopped at the end."""
+    with RedisServerProcess(find_server_binary()) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: RedisServerProcess) -> str:
+    """``redis://127.0.0.1:PORT/0`` of the session server."""
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServerProcess) -> Iterator[redis.Redis]:
+    """A bytes client to the session server, which is emptied (FLUSHALL, SCRIPT FLUSH) first."""
+    client = redis_server.client()
+    client.flushall()
+    client.script_flush()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def commands(
+    redis_server: RedisServerProcess, redis_client: redis.Redis
+) -> Iterator[CommandCounter]:
+    """Server-side command counter for the session server, reset after the flush."""
+    counter = CommandCounter.for_port(redis_server.port)
+    counter.reset()
+    try:
+        yield counter
+    finally:
+        counter.close()
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
+    """``server_factory(extra_args=(), persistence=False, binary=None, port=None)``.
+
+    Starts a private server (``persistence=True`` keeps its data in a per-test
+    directory so it survives restarts); all of them are stopped at teardown.
+    """
+    servers: list[RedisServerProcess] = []
+
+    def factory(
+        extra_args: Sequence[str] = (),
+        *,
+        persistence: bool = False,
+        binary: str | None = None,
+        port: int | None = None,
+    ) -> RedisServerProcess:
+        data_dir = tmp_path / f"redis-data-{len(servers)}" if persistence else None
+        server = RedisServerProcess(
+            binary or find_server_binary(),
+            port=port,
+            extra_args=extra_args,
+            persistence_dir=data_dir,
+        )
+        servers.append(server)
+        return server.start()
+
+    yield factory
+
+    errors: list[BaseException] = []
+    for server in servers:
+        try:
+            server.close()
+        except Exception as exc:  # keep stopping the others
+            errors.append(exc)
+    if errors:
+        raise errors[0]

@@ -1,0 +1,295 @@
+"""The ISession contract and the 1.8 extras, through a real Pyramid app."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+import redis
+from pyramid.interfaces import ISession
+from pyramid.request import Request
+from zope.interface.verify import verifyObject
+
+from tests.app import make_app
+from tests.redis_stats import CommandCounter
+from tests.test_commands import start_session
+
+
+def run(redis_url: str, view: Any, **options: Any) -> Any:
+    """Serve ``view`` at /t on a fresh app and return (app, view result of one GET)."""
+    app = make_app(redis_url, {"t": view}, **options)
+    return app, app.get("/t").json
+
+
+def test_session_provides_isession(redis_url: str) -> None:
+    _, result = run(redis_url, lambda request: verifyObject(ISession, request.session))
+    assert result is True
+
+
+def test_dict_api(redis_url: str) -> None:
+    def view(request: Request) -> Any:
+        s = request.session
+        s["a"] = 1
+        s.update({"b": 2}, c=3)
+        assert s.setdefault("d", 4) == 4
+        assert s.setdefault("a", 99) == 1
+        assert s.pop("d") == 4
+        assert s.pop("missing", "dflt") == "dflt"
+        with pytest.raises(KeyError):
+            s.pop("missing")
+        assert s.popitem() == ("c", 3)
+        del s["b"]
+        assert "a" in s and "b" not in s and len(s) == 1
+        assert list(s) == ["a"] and list(s.keys()) == ["a"]
+        assert list(s.values()) == [1] and list(s.items()) == [("a", 1)]
+        assert s.get("nope") is None and s.get("nope", 5) == 5
+        return dict(s)
+
+    app, result = run(redis_url, view)
+    assert result == {"a": 1}
+    assert app.get("/dump").json == {"a": 1}
+
+
+def test_clear_then_set(redis_url: str) -> None:
+    app = make_app(redis_url)
+    start_session(app, a=1, b=2)
+    app.get("/clear")
+    app.get("/set", {"key": "c", "value": "3"})
+    assert app.get("/dump").json == {"c": 3}
+
+
+def test_new_and_created(redis_url: str) -> None:
+    def view(request: Request) -> Any:
+        request.session["x"] = 1
+        return [request.session.new, request.session.created]
+
+    app = make_app(redis_url, {"t": view})
+    before = int(time.time())
+    new, created = app.get("/t").json
+    assert new is True and before <= created <= int(time.time())
+    new_again, created_again = app.get("/t").json
+    assert new_again is False and created_again == created
+
+
+def test_flash_queue(redis_url: str) -> None:
+    def view(request: Request) -> Any:
+        s = request.session
+        s.flash("one")
+        s.flash("one", allow_duplicate=False)
+        s.flash("two")
+        s.flash("elsewhere", queue="q")
+        return [s.peek_flash(), s.peek_flash("q")]
+
+    app, result = run(redis_url, view)
+    assert result == [["one", "two"], ["elsewhere"]]
+    assert app.get("/pop_flash").json == ["one", "two"]
+    assert app.get("/pop_flash").json == []
+
+
+def test_pop_flash_on_a_cookieless_request_stores_nothing(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    app = make_app(redis_url)
+    response = app.get("/pop_flash")
+    assert response.json == []
+    assert redis_client.keys() == []
+    assert "Set-Cookie" not in response.headers
+
+
+def test_csrf_tokens(redis_url: str) -> None:
+    def view(request: Request) -> Any:
+        s = request.session
+        first = s.get_csrf_token()
+        assert s.get_csrf_token() == first
+        second = s.new_csrf_token()
+        return [first, second, s.get_csrf_token()]
+
+    app, (first, second, current) = run(redis_url, view)
+    assert len(first) == 64 and first != second and current == second
+    assert app.get("/read", {"key": "_csrft_"}).json == second
+
+
+def test_invalidate_deletes_key_and_expires_cookie(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    app = make_app(redis_url)
+    session_id = start_session(app, a=1)
+    response = app.get("/invalidate")
+    assert redis_client.exists(session_id) == 0
+    assert "Max-Age=0" in response.headers["Set-Cookie"]
+    assert app.get("/dump").json == {}
+
+
+def test_data_after_invalidate_lands_under_a_new_id(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    def view(request: Request) -> Any:
+        old = request.session.session_id
+        request.session.invalidate()
+        request.session["fresh"] = True
+        return [old, request.session.ensure_id()]
+
+    app = make_app(redis_url, {"t": view})
+    start_session(app, a=1)
+    old, new = app.get("/t").json
+    assert old != new
+    assert redis_client.exists(old) == 0 and redis_client.exists(new) == 1
+    assert app.get("/dump").json == {"fresh": True}
+
+
+def test_emptied_session_is_deleted(redis_url: str, redis_client: redis.Redis) -> None:
+    app = make_app(redis_url)
+    session_id = start_session(app, a=1)
+    response = app.get("/delete", {"key": "a"})
+    assert redis_client.exists(session_id) == 0
+    assert "Max-Age=0" in response.headers["Set-Cookie"]
+
+
+def test_emptied_session_is_kept_without_invalidate_empty_session(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    app = make_app(redis_url, invalidate_empty_session=False)
+    session_id = start_session(app, a=1)
+    app.get("/delete", {"key": "a"})
+    assert redis_client.exists(session_id) == 1
+
+
+def test_ensure_id_on_a_new_empty_session_stores_and_cookies(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    app = make_app(redis_url)
+    response = app.get("/ensure_id")
+    session_id = response.json
+    assert len(session_id) == 64
+    assert redis_client.exists(session_id) == 1
+    assert "Set-Cookie" in response.headers
+    assert app.get("/session_id").json == session_id
+
+
+def test_session_id_safecheck(redis_url: str) -> None:
+    def view(request: Request) -> Any:
+        s = request.session
+        empty = s.session_id_safecheck
+        s["a"] = 1
+        return [empty, s.session_id_safecheck]
+
+    _, (empty, filled) = run(redis_url, view)
+    assert empty is None and len(filled) == 64
+
+
+def test_default_ids_are_64_lowercase_hex(redis_url: str) -> None:
+    app = make_app(redis_url)
+    session_id = start_session(app, a=1)
+    assert len(session_id) == 64 and all(c in "0123456789abcdef" for c in session_id)
+
+
+def test_custom_id_generator_and_prefix(redis_url: str, redis_client: redis.Redis) -> None:
+    app = make_app(redis_url, id_generator=lambda: "custom-id", prefix="app1:")
+    assert start_session(app, a=1) == "app1:custom-id"
+    assert redis_client.exists("app1:custom-id") == 1
+
+
+def test_id_collision_never_overwrites_another_session(
+    redis_url: str, redis_client: redis.Redis, commands: CommandCounter
+) -> None:
+    ids = iter(["taken", "free"])
+    redis_client.set("taken", b"someone else's session")
+    app = make_app(redis_url, id_generator=lambda: next(ids))
+    assert start_session(app, a=1) == "free"
+    assert redis_client.get("taken") == b"someone else's session"
+
+
+def test_adjust_session_timeout_persists(redis_url: str, redis_client: redis.Redis) -> None:
+    def view(request: Request) -> Any:
+        request.session.adjust_session_timeout(50)
+        return request.session.timeout
+
+    app = make_app(redis_url, {"t": view}, timeout=300)
+    session_id = start_session(app, a=1)
+    assert app.get("/t").json == 50
+    assert 45 <= redis_client.ttl(session_id) <= 50
+    app.get("/read", {"key": "a"})  # the sliding refresh keeps the session's own timeout
+    assert 45 <= redis_client.ttl(session_id) <= 50
+    assert app.get("/t").json == 50
+
+
+def test_adjust_session_expires_is_honoured_with_a_timeout(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    def view(request: Request) -> Any:
+        request.session.adjust_session_expires(int(time.time()) + 30)
+        return "ok"
+
+    app = make_app(redis_url, {"t": view}, timeout=300)
+    session_id = start_session(app, a=1)
+    app.get("/t")
+    assert 25 <= redis_client.ttl(session_id) <= 30
+
+
+def test_adjust_cookie_max_age_resends_cookie(redis_url: str) -> None:
+    def view(request: Request) -> Any:
+        request.session.adjust_cookie_max_age(1000)
+        return "ok"
+
+    app = make_app(redis_url, {"t": view})
+    start_session(app, a=1)
+    assert "Max-Age=1000" in app.get("/t").headers["Set-Cookie"]
+
+
+def test_do_persist_and_do_refresh(redis_url: str, redis_client: redis.Redis) -> None:
+    def view(request: Request) -> Any:
+        s = request.session
+        s["a"] = 1
+        s.do_persist()
+        stored = redis_client.exists(s.session_id)
+        s.do_refresh(force_redis_ttl=77)
+        return [s.session_id, stored]
+
+    app = make_app(redis_url, {"t": view})
+    session_id, stored = app.get("/t").json
+    assert stored == 1
+    assert 70 <= redis_client.ttl(session_id) <= 77
+    assert app.get("/dump").json == {"a": 1}
+
+
+def test_values_of_every_supported_type_round_trip(redis_url: str) -> None:
+    import datetime
+    import decimal
+    import uuid
+
+    value = {
+        "dt": datetime.datetime(2026, 11, 22, 5, 6, 7, 89),
+        "d": datetime.date(2026, 1, 2),
+        "u": uuid.UUID(int=7),
+        "dec": decimal.Decimal("1.10"),
+        "b": b"\x00\xff",
+        "t": (1, "two"),
+        "s": {1, 2},
+        "big": 10**40,
+    }
+
+    def write(request: Request) -> Any:
+        request.session["v"] = value
+        return "ok"
+
+    def check(request: Request) -> Any:
+        return request.session["v"] == value
+
+    app = make_app(redis_url, {"write": write, "check": check})
+    app.get("/write")
+    assert app.get("/check").json is True
+
+
+@pytest.mark.parametrize("detect_changes", [True, False])
+def test_changed_persists_in_place_mutation(redis_url: str, detect_changes: bool) -> None:
+    def view(request: Request) -> Any:
+        request.session["items"].append(json.loads(request.params["v"]))
+        request.session.changed()
+        return "ok"
+
+    app = make_app(redis_url, {"t": view}, detect_changes=detect_changes)
+    start_session(app, items=[])
+    app.get("/t", {"v": "1"})
+    assert app.get("/read", {"key": "items"}).json == [1]

@@ -1,0 +1,168 @@
+"""Options are validated once, at start-up, with errors that name them."""
+
+from __future__ import annotations
+
+import datetime
+import pickle
+from typing import Any
+
+import pytest
+from pyramid.config import Configurator
+from pyramid.exceptions import ConfigurationError as PyramidConfigurationError
+
+from pyramid_session_redis import RedisSessionFactory, session_factory_from_settings
+from pyramid_session_redis.exceptions import ConfigurationError
+from pyramid_session_redis.settings import DEFAULT_SOCKET_TIMEOUT, parse_ini_settings
+
+
+def test_defaults_match_version_1_8() -> None:
+    s = RedisSessionFactory("secret").settings
+    assert s.timeout == 1200
+    assert s.cookie_name == "session"
+    assert s.cookie_httponly is True
+    assert s.cookie_secure is False
+    assert s.cookie_path == "/"
+    assert s.cookie_on_exception is True
+    assert s.set_redis_ttl is True
+    assert s.detect_changes is True
+    assert s.invalidate_empty_session is True
+    assert s.redis_host == "localhost" and s.redis_port == 6379 and s.redis_db == 0
+    assert s.redis_socket_timeout == DEFAULT_SOCKET_TIMEOUT
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"set_redis_ttl_readheavy": True}, "python_expires"),
+        ({"set_redis_ttl_readheavy": True, "python_expires": False, "timeout": None}, "timeout"),
+        (
+            {"set_redis_ttl_readheavy": True, "python_expires": False, "set_redis_ttl": False},
+            "set_redis_ttl",
+        ),
+        (
+            {"set_redis_ttl_readheavy": True, "python_expires": False, "timeout_trigger": 60},
+            "timeout_trigger",
+        ),
+        ({"timeout": None, "timeout_trigger": 60}, "timeout_trigger"),
+        ({"timeout_trigger": 60, "python_expires": False}, "python_expires"),
+        ({"set_redis_ttl": False, "python_expires": False}, "python_expires"),
+        ({"serialize": pickle.dumps}, "deserialize"),
+        ({"cookie_samesite": "none"}, "cookie_secure"),
+        ({"cookie_samesite": "sometimes"}, "cookie_samesite"),
+        ({"timeout": -1}, "timeout"),
+        ({"timeout": "1200"}, "timeout"),
+        ({"id_generator": "not callable"}, "id_generator"),
+        ({"persistence": "yolo"}, "persistence"),
+        ({"no_such_option": 1}, "no_such_option"),
+        ({"cookie_signer": object()}, "cookie_signer"),
+    ],
+)
+def test_invalid_combinations_raise_at_start_up(options: dict[str, Any], named: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        RedisSessionFactory("secret", **options)
+    assert named in info.value.options
+    assert named in str(info.value)
+    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, PyramidConfigurationError)
+
+
+def test_secret_or_signer_is_required() -> None:
+    with pytest.raises(ConfigurationError, match="secret"):
+        RedisSessionFactory()
+
+
+def test_zero_timeout_means_no_timeout() -> None:
+    assert RedisSessionFactory("s", timeout=0).settings.timeout is None
+
+
+def test_samesite_none_with_secure_is_accepted() -> None:
+    settings = RedisSessionFactory("s", cookie_samesite="None", cookie_secure=True).settings
+    assert settings.cookie_samesite == "None"
+
+
+def test_ini_strings_are_coerced() -> None:
+    options = parse_ini_settings(
+        {
+            "redis.sessions.secret": "s",
+            "redis.sessions.timeout": "60",
+            "redis.sessions.cookie_secure": "true",
+            "redis.sessions.cookie_httponly": "false",
+            "redis.sessions.cookie_max_age": "None",
+            "redis.sessions.cookie_expires": "3600",
+            "redis.sessions.redis_socket_timeout": "2.5",
+            "redis.sessions.redis_port": "6380",
+            "redis.sessions.serialize": "pickle.dumps",
+            "redis.sessions.deserialize": "pickle.loads",
+            "redis.sessions.func_check_response_allow_cookies": (
+                "pyramid_session_redis.check_response_allow_cookies"
+            ),
+            "other.setting": "ignored",
+        }
+    )
+    assert options["timeout"] == 60
+    assert options["cookie_secure"] is True
+    assert options["cookie_httponly"] is False
+    assert options["cookie_max_age"] is None
+    assert options["cookie_expires"] == datetime.timedelta(seconds=3600)
+    assert options["redis_socket_timeout"] == 2.5
+    assert options["redis_port"] == 6380
+    assert options["serialize"] is pickle.dumps
+    assert "other.setting" not in options
+
+
+def test_ini_socket_timeout_float_does_not_crash_start_up() -> None:
+    # 1.8.1 crashed on this line of an ini file.
+    factory = session_factory_from_settings(
+        {"redis.sessions.secret": "s", "redis.sessions.redis_socket_timeout": "2.5"}
+    )
+    assert factory.settings.redis_socket_timeout == 2.5
+
+
+def test_ini_documented_aliases_are_accepted() -> None:
+    # 1.8's documentation names these, its factory rejected them.
+    factory = session_factory_from_settings(
+        {
+            "redis.sessions.secret": "s",
+            "redis.sessions.client_callable": "tests.test_settings.client_callable",
+            "redis.sessions.redis_errors": "replace",
+        }
+    )
+    assert factory.settings.redis_client_callable is client_callable
+    assert factory.settings.redis_encoding_errors == "replace"
+
+
+def client_callable(request: Any, **options: Any) -> Any:
+    raise NotImplementedError
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("redis.sessions.no_such_thing", "1"),
+        ("redis.sessions.timeout", "soon"),
+        ("redis.sessions.cookie_secure", "perhaps"),
+        ("redis.sessions.serialize", "no.such.module.dumps"),
+    ],
+)
+def test_bad_ini_settings_name_the_key(key: str, value: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        session_factory_from_settings({"redis.sessions.secret": "s", key: value})
+    assert key in str(info.value)
+
+
+def test_include_reads_ini_settings() -> None:
+    config = Configurator(settings={"redis.sessions.secret": "s", "redis.sessions.timeout": "30"})
+    config.include("pyramid_session_redis")
+    config.commit()
+    from pyramid.interfaces import ISessionFactory
+
+    factory = config.registry.getUtility(ISessionFactory)
+    assert factory.settings.timeout == 30
+
+
+def test_include_rejects_invalid_combination_at_start_up() -> None:
+    config = Configurator(
+        settings={"redis.sessions.secret": "s", "redis.sessions.set_redis_ttl_readheavy": "true"}
+    )
+    with pytest.raises(ConfigurationError):
+        config.include("pyramid_session_redis")
