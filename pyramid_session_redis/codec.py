@@ -40,6 +40,7 @@ _FOREIGN_MARKERS = {0x80: "a pickle", ord("{"): "JSON", ord("["): "JSON"}
 _MAX_U32 = 0xFFFF_FFFF
 _MAX_VARINT_BYTES = 10
 _STR_ONLY = frozenset({str})
+_INT_OR_NONE = frozenset({int, type(None)})
 _ONE_BYTE = [bytes((n,)) for n in range(0x80)]
 
 
@@ -132,14 +133,18 @@ def _unzigzag(z: int) -> int:
     return z >> 1 if not z & 1 else -(z >> 1) - 1
 
 
-def _check_int(name: str, value: object, optional: bool = True) -> None:
-    if type(value) is not int and not (optional and value is None):
-        raise TypeError(f"SessionRecord.{name} must be an int, not {type(value).__name__}")
+def _valid_times(created: object, timeout: object, expires: object) -> bool:
+    return type(created) is int and type(timeout) in _INT_OR_NONE and type(expires) in _INT_OR_NONE
 
 
-def _check_data(data: object) -> None:
-    if type(data) is not dict or not set(map(type, data)) <= _STR_ONLY:
-        raise TypeError("SessionRecord.data must be a dict with str keys")
+def _header(created: int, timeout: int | None, expires: int | None) -> bytes:
+    if not 0 <= created <= _MAX_U32:
+        raise ValueError(f"SessionRecord.created out of range: {created}")
+    since = None if expires is None else expires - created - (timeout or 0)
+    timeout_code, since_code = _duration_code(timeout), _duration_code(since)
+    return b"".join(
+        (_PLAIN, created.to_bytes(4, "big"), _varint(timeout_code), _varint(since_code))
+    )
 
 
 def _marker_error(raw: bytes) -> DecodeError:
@@ -161,17 +166,18 @@ class SafeCodec:
 
     def encode(self, record: SessionRecord) -> bytes:
         """The envelope described in the module docstring; TypeError/ValueError if invalid."""
-        created, timeout, expires = record.created, record.timeout, record.expires
-        _check_data(record.data)
-        _check_int("created", created, optional=False)
-        _check_int("timeout", timeout)
-        _check_int("expires", expires)
-        if not 0 <= created <= _MAX_U32:
-            raise ValueError(f"SessionRecord.created out of range: {created}")
-        since = None if expires is None else expires - created - (timeout or 0)
-        body = memoryview(serializer.dumps(record.data))[1:]  # drop the implied "{"
-        parts = (_PLAIN, created.to_bytes(4, "big"), _varint(_duration_code(timeout)))
-        return b"".join((*parts, _varint(_duration_code(since)), body))
+        data, created, timeout, expires = (
+            record.data,
+            record.created,
+            record.timeout,
+            record.expires,
+        )
+        if type(data) is not dict or not set(map(type, data)) <= _STR_ONLY:
+            raise TypeError("SessionRecord.data must be a dict with str keys")
+        if not _valid_times(created, timeout, expires):
+            raise TypeError("SessionRecord.created must be an int, timeout/expires int or None")
+        body = memoryview(serializer.dumps(data))[1:]  # drop the implied "{"
+        return _header(created, timeout, expires) + body
 
     def decode(self, raw: bytes) -> SessionRecord:
         """The record in ``raw``; :class:`DecodeError` for anything malformed."""
@@ -227,12 +233,8 @@ def _legacy_record(payload: object) -> SessionRecord:
         raise DecodeError(f"unsupported payload version {version!r}")
     if not isinstance(data, dict):
         raise DecodeError(f"payload 'm' is a {type(data).__name__}, not a dict")
-    try:
-        _check_int("created", created, optional=False)
-        _check_int("timeout", timeout)
-        _check_int("expires", expires)
-    except TypeError as exc:
-        raise DecodeError(str(exc)) from exc
+    if not _valid_times(created, timeout, expires):
+        raise DecodeError("payload 'c' must be an int, 't' and 'x' an int or None")
     return SessionRecord(data, created, timeout, expires)
 
 

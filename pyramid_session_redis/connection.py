@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
 from .settings import SessionSettings
@@ -21,9 +22,9 @@ def client_options(settings: SessionSettings) -> dict[str, Any]:
         "socket_connect_timeout": settings.redis_socket_connect_timeout,
         "encoding": settings.redis_encoding,
         "encoding_errors": settings.redis_encoding_errors,
-        # One quick retry for a connection dropped by a restart; no long backoff that
-        # would multiply the socket timeout while Redis hangs.
-        "retry": Retry(NoBackoff(), 1),
+        # One immediate retry for a connection dropped by a restart; none for timeouts,
+        # which would multiply the wait while Redis hangs.
+        "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     }
     if settings.redis_connection_pool is not None:
         return {"connection_pool": settings.redis_connection_pool}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pyramid.exceptions import ConfigurationError as _PyramidConfigurationError
 
 __all__ = [
+    "BackendUnavailable",
     "ConfigurationError",
     "CookieInvalid",
     "InvalidSession",
@@ -85,6 +86,17 @@ class InvalidSession_DeserializationError(InvalidSession):
 
 class InvalidSession_PayloadTimeout(InvalidSession):
     """The payload's own expiry time has passed."""
+
+
+class BackendUnavailable(InvalidSession):
+    """Redis could not be reached while loading; ``degraded_mode`` gave an empty session.
+
+    ``error`` is the :class:`SessionBackendError`.
+    """
+
+    def __init__(self, message: str, error: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.error = error
 
 
 class InvalidSession_PayloadLegacy(InvalidSession):

@@ -12,7 +12,7 @@ from .cookie import SessionCookie
 from .session import RedisSession
 from .settings import SessionSettings, build_settings, parse_ini_settings
 from .store import RedisStore, ServerFeatures, SessionStore
-from .util import make_id_generator
+from .util import log_id, make_id_generator, make_log_key
 
 if TYPE_CHECKING:
     from pyramid.config import Configurator
@@ -28,6 +28,7 @@ class SessionFactory:
         self.codec = make_codec(settings)
         self.new_id = make_id_generator(settings.id_generator, settings.prefix)
         self.features = ServerFeatures()
+        self._log_key = make_log_key(settings.secret)
         self._store: SessionStore | None = None
 
     def __call__(self, request: Request) -> RedisSession:
@@ -41,6 +42,10 @@ class SessionFactory:
         if self._store is None:
             self._store = RedisStore(build_client(self.settings), self.features)
         return self._store
+
+    def log_id(self, session_id: str | None) -> str:
+        """What logs show for a session id: a keyed hash, never the id itself."""
+        return log_id(self._log_key, session_id)
 
     def key(self, session_id: str) -> str:
         """The Redis key of a session id (the id itself)."""

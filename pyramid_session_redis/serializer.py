@@ -12,7 +12,7 @@ tag     type                        payload
 ``~f``  frozenset                   list of items (sorted if orderable)
 ``~m``  dict with a non-str key     flat list ``[k1, v1, k2, v2, ...]``
 ``~b``  bytes                       base64 str
-``~i``  int wider than 2000 bits    hex str
+``~i``  int too long for JSON       hex str
 ``~n``  decimal.Decimal             ``str(value)``
 ``~u``  uuid.UUID                   32 hex digits
 ``~d``  datetime.datetime           ``isoformat()``
@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -47,7 +47,8 @@ __all__ = ["dumps", "is_immutable", "loads"]
 _NoneType = type(None)
 _ESC = "~"
 # JSON writes ints in decimal, which CPython caps at 4300 digits by default
-# (sys.set_int_max_str_digits, minimum 640): wider ints are written as hex.
+# (sys.set_int_max_str_digits, minimum 640). The exact path writes ints wider than this as
+# hex; the fast path leaves ints to json, which raises past the cap, and then falls back.
 _MAX_PLAIN_INT_BITS = 2000
 _MICROSECOND = timedelta(microseconds=1)
 _STR_ONLY = frozenset({str})
@@ -85,10 +86,10 @@ def _items(values: Iterable[Any]) -> list[Any]:
 def _sorted_items(values: Iterable[Any]) -> list[Any]:
     """Items in sorted order when they are orderable, so equal sets encode identically."""
     try:
-        values = sorted(values)
-    except (TypeError, ValueError, ArithmeticError):
-        pass
-    return _items(values)
+        ordered = sorted(values)
+    except (TypeError, ValueError, ArithmeticError):  # mixed types, sNaN, ...
+        ordered = list(values)
+    return _items(ordered)
 
 
 def _encode_int(value: int) -> Any:
@@ -133,7 +134,8 @@ def _default(value: Any) -> Any:
 def _is_plain(value: Any) -> bool:
     """True if json's C encoder plus :func:`_default` write ``value`` exactly as is.
 
-    That rules out tuples, dicts with a non-str key or a lone ``~`` key, and subclasses.
+    That rules out tuples, dicts with a non-str key or whose only key starts with ``~``,
+    and subclasses of the JSON types.
     Whole dicts and lists are checked with ``set(map(type, ...))``, which runs in C.
     """
     kind = type(value)
@@ -154,7 +156,7 @@ def _is_plain_dict(value: dict[Any, Any]) -> bool:
     return _all_plain(value.values())
 
 
-def _all_plain(values: Iterable[Any]) -> bool:
+def _all_plain(values: Collection[Any]) -> bool:
     kinds = set(map(type, values))
     if kinds <= _LEAVES:
         return True
@@ -196,7 +198,7 @@ def dumps(value: Any) -> bytes:
         raise ValueError("value is nested too deeply or contains a reference cycle") from exc
     try:
         return text.encode()
-    except UnicodeEncodeError:  # a lone surrogate: write it as a \\u escape instead
+    except UnicodeEncodeError:  # a lone surrogate: write it as a JSON \uXXXX escape
         return _ASCII_ENCODER.encode(tree).encode("ascii")
 
 
@@ -204,10 +206,7 @@ def dumps(value: Any) -> bytes:
 
 
 def _build_mapping(flat: list[Any]) -> dict[Any, Any]:
-    if len(flat) % 2:
-        raise ValueError("odd-length ~m payload")
-    pairs = iter(flat)
-    return dict(zip(pairs, pairs))
+    return dict(zip(flat[::2], flat[1::2], strict=True))  # odd length: ValueError
 
 
 # tag -> (required payload type, builder)

@@ -7,6 +7,7 @@ at most one command, chosen by :mod:`pyramid_session_redis.plan`.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import ItemsView, Iterator, KeysView, ValuesView
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from zope.interface import implementer
 
 from .codec import DecodeError, SessionRecord
 from .exceptions import (
+    BackendUnavailable,
     CookieInvalid,
     InvalidSession,
     InvalidSession_DeserializationError,
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 
     from .factory import SessionFactory
 
+log = logging.getLogger("pyramid_session_redis")
 _MISSING: Any = object()
 CSRF_KEY = "_csrft_"
 FLASH_PREFIX = "_f_"
@@ -75,6 +78,7 @@ class RedisSession:
         self._cookie_expires = self._settings.cookie_expires
         self._refresh_due = False
         self._ttl_override: int | None = None
+        self._degraded = False  # Redis was down at load time and degraded_mode is on
 
     # -- loading ------------------------------------------------------------------
     @property
@@ -101,6 +105,10 @@ class RedisSession:
             record = self._factory.codec.decode(raw)
         except (DecodeError, WrongTypeError) as exc:
             return self._undecodable(exc)
+        except SessionBackendError as exc:
+            if not s.degraded_mode:
+                raise
+            return self._degrade(session_id, exc)
         current = now()
         if record.expires is not None and record.expires <= current and self._python_expiry:
             return self._start_new(InvalidSession_PayloadTimeout(session_id))
@@ -138,6 +146,14 @@ class RedisSession:
         ):
             state.touch_meta(expires=current + timeout)
 
+    def _degrade(self, session_id: str, exc: SessionBackendError) -> SessionState:
+        """Serve an empty session that is never stored and leaves the cookie alone."""
+        log.warning(
+            "session %s: Redis unavailable, degraded: %s", self._factory.log_id(session_id), exc
+        )
+        self._degraded = True
+        return self._start_new(BackendUnavailable(str(exc), exc))
+
     def _undecodable(self, exc: Exception) -> SessionState:
         if not self._settings.deserialized_fails_new:
             raise RawDeserializationError(exc.__cause__ or exc) from exc
@@ -168,7 +184,7 @@ class RedisSession:
     def _on_response(self, request: Request, response: Response) -> None:
         self._response = response
         state = self._state
-        if state is None:
+        if state is None or self._degraded:
             return
         s = self._settings
         cookie = self._factory.cookie
@@ -194,8 +210,18 @@ class RedisSession:
 
     def _on_finished(self, request: Request) -> None:
         state = self._state
-        if state is None:
+        if state is None or self._degraded:
             return
+        try:
+            self._finish(state)
+        except SessionBackendError as exc:
+            log.error("session %s: not saved: %s", self._factory.log_id(self._session_id), exc)
+            if self._cookie_sent and self._response is not None:
+                # The data never reached Redis: take back the cookie that points to it.
+                self._response.unset_cookie(self._factory.cookie.name, strict=False)
+            raise
+
+    def _finish(self, state: SessionState) -> None:
         s = self._settings
         payload = (
             state.encode_if_changed(self._factory.codec, s.detect_changes) if self._stored else None

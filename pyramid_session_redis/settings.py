@@ -71,6 +71,7 @@ class SessionSettings:
     invalidate_empty_session: bool = True
     persistence: str = "cas"
     cas_retries: int = 5
+    degraded_mode: bool = False
 
     # -- derived modes (properties: computed from the fields, never stored) --
     @property
@@ -279,6 +280,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "invalidate_empty_session": _BOOL,
     "persistence": _STR,
     "cas_retries": _INT,
+    "degraded_mode": _BOOL,
 }
 _DOTTED = (*_CALLABLES, "cookie_signer", "redis_connection_pool")
 

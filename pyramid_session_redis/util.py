@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import time
 from collections.abc import Callable
@@ -28,6 +30,21 @@ def _checked(generate: Callable[[], str]) -> Callable[[], str]:
         return session_id
 
     return generate_id
+
+
+def make_log_key(secret: str | bytes | None) -> bytes:
+    """The key for :func:`log_id`: derived from the secret, so stable across processes."""
+    if secret is None:
+        return secrets.token_bytes(32)
+    raw = secret.encode("utf-8") if isinstance(secret, str) else secret
+    return hashlib.sha256(b"pyramid_session_redis.log-id:" + raw).digest()
+
+
+def log_id(key: bytes, session_id: str | None) -> str:
+    """A keyed hash of a session id, safe to log (the id itself is a credential)."""
+    if session_id is None:
+        return "-"
+    return hmac.new(key, session_id.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
 
 
 def now() -> int:

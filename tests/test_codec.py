@@ -1,0 +1,338 @@
+"""Session record codecs: the safe envelope and the 1.x pickle-compatible layout."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import random
+import string
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from pyramid_session_redis import serializer
+from pyramid_session_redis.codec import (
+    PLAIN_MARKER,
+    Codec,
+    DecodeError,
+    LegacyCodec,
+    SafeCodec,
+    SessionRecord,
+)
+
+CREATED = 1795325693
+CSRF = "3f8a2c61d0b94e7a95c2e4f17b8d06a3c5e9f1247ab8d3e06c91f5a27d4b8e10"
+SMALL = {"user_id": 42, "csrf": CSRF, "flash": ["hi"]}
+RICH = {
+    "user": {"id": 7, "roles": ("admin",)},
+    "seen": {1, 2},
+    "by_id": {3: "x"},
+    "at": datetime(2024, 1, 1, tzinfo=timezone.utc),
+    "~t": "tag-like key at the top level",
+}
+
+
+def legacy_layout(record: SessionRecord) -> dict[str, Any]:
+    payload: dict[str, Any] = {"m": record.data, "c": record.created, "v": 1}
+    if record.timeout is not None:
+        payload["t"] = record.timeout
+    if record.expires is not None:
+        payload["x"] = record.expires
+    return payload
+
+
+def twenty_kb_session(seed: int, int_every: int) -> dict[str, Any]:
+    rng = random.Random(seed)
+    alphabet = string.ascii_letters + string.digits + " "
+    return {
+        f"key_{i:03d}": (
+            rng.randrange(10**6) if i % int_every == 0 else "".join(rng.choices(alphabet, k=90))
+        )
+        for i in range(200)
+    }
+
+
+# --- SafeCodec -----------------------------------------------------------------------------
+
+TIMES = [
+    (None, None),
+    (1200, None),
+    (None, CREATED + 1200),
+    (1200, CREATED + 1200),
+    (1200, CREATED + 4321),
+    (1201, CREATED - 5),
+    (0, CREATED),
+    (-60, 0),
+    (86400 * 365, 2**32 - 1),
+    (2**40, 2**45),
+]
+
+
+@pytest.mark.parametrize(("timeout", "expires"), TIMES)
+@pytest.mark.parametrize(
+    "data", [{}, SMALL, RICH, {"~": {"~~": 1}}], ids=["empty", "small", "rich", "tilde"]
+)
+@pytest.mark.parametrize("created", [0, CREATED, 2**32 - 1])
+def test_safe_roundtrip(
+    data: dict[str, Any], created: int, timeout: int | None, expires: int | None
+) -> None:
+    codec = SafeCodec()
+    record = SessionRecord(data, created, timeout, expires)
+    raw = codec.encode(record)
+    assert raw[0] == PLAIN_MARKER
+    assert codec.decode(raw) == record
+    assert codec.encode(codec.decode(raw)) == raw  # stable: unchanged sessions are not rewritten
+
+
+def test_safe_layout() -> None:
+    raw = SafeCodec().encode(SessionRecord({"a": 1}, CREATED, 1200, CREATED + 1200))
+    # marker, created (u32 BE), timeout 20 min -> 2*20*2+1, expires - created - timeout = 0 -> 1
+    assert raw == b"\x01" + CREATED.to_bytes(4, "big") + bytes([81, 1]) + b'"a":1}'
+    raw = SafeCodec().encode(SessionRecord({}, 5, None, None))
+    assert raw == b"\x01\x00\x00\x00\x05\x00\x00}"
+    raw = SafeCodec().encode(SessionRecord({}, 5, 61, 4))  # 61 s -> 2*122+2; -62 s -> 2*123+2
+    assert raw == b"\x01\x00\x00\x00\x05" + bytes([0xF6, 0x01, 0xF8, 0x01]) + b"}"
+
+
+def test_safe_marker_is_neither_pickle_nor_json() -> None:
+    raw = SafeCodec().encode(SessionRecord(SMALL, CREATED))
+    assert raw[:1] not in (b"\x80", b"{", b"[")
+    assert pickle.dumps({})[:1] == b"\x80"
+
+
+def test_safe_encode_value_is_serializer_dumps() -> None:
+    for value in (SMALL, (1, 2), {1: 2}, "s"):
+        assert SafeCodec().encode_value(value) == serializer.dumps(value)
+
+
+@pytest.mark.parametrize(
+    ("record", "error"),
+    [
+        (SessionRecord({1: "int key"}, CREATED), TypeError),  # type: ignore[dict-item]
+        (SessionRecord([], CREATED), TypeError),  # type: ignore[arg-type]
+        (SessionRecord({"a": object()}, CREATED), TypeError),
+        (SessionRecord({}, float(CREATED)), TypeError),  # type: ignore[arg-type]
+        (SessionRecord({}, True), TypeError),
+        (SessionRecord({}, CREATED, "1200"), TypeError),  # type: ignore[arg-type]
+        (SessionRecord({}, CREATED, None, 1.5), TypeError),  # type: ignore[arg-type]
+        (SessionRecord({}, -1), ValueError),
+        (SessionRecord({}, 2**32), ValueError),
+        (SessionRecord({}, CREATED, 2**80), ValueError),
+    ],
+)
+def test_safe_encode_rejects_invalid_records(record: SessionRecord, error: type) -> None:
+    with pytest.raises(error):
+        SafeCodec().encode(record)
+
+
+def _valid() -> bytes:
+    return SafeCodec().encode(SessionRecord(RICH, CREATED, 1200, CREATED + 1200))
+
+
+def _with_body(body: bytes) -> bytes:
+    return b"\x01" + CREATED.to_bytes(4, "big") + b"\x51\x01" + body
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"\x00" + _valid()[1:],
+        b"\x02" + _valid()[1:],
+        b"\x1f" + _valid()[1:],
+        b"\xff" + _valid()[1:],
+        b'{"m":{}}',
+        b"[1,{}]",
+        pickle.dumps({"m": {}, "c": CREATED, "v": 1}),
+        b"\x01" + CREATED.to_bytes(4, "big") + b"\xff" * 11 + b"}",  # endless varint
+        _with_body(b""),
+        _with_body(b"}}"),
+        _with_body(b"} "),
+        _with_body(b'"a":1'),
+        _with_body(b'"a":1,}'),
+        _with_body(b"\xff}"),
+        _with_body(b'"~t":[1]}'),  # data is a tuple
+        _with_body(b'"~m":[1,2]}'),  # data has an int key
+        _with_body(b'"~d":"2024-01-01"}'),
+        _with_body(b'"a":{"~p":"x"}}'),
+        _with_body(b'"a":' * 50_000 + b"1" + b"}" * 50_001),
+    ],
+)
+def test_safe_decode_rejects_malformed(raw: bytes) -> None:
+    with pytest.raises(DecodeError):
+        SafeCodec().decode(raw)
+
+
+def test_safe_decode_every_truncation() -> None:
+    raw = _valid()
+    for end in range(len(raw)):
+        with pytest.raises(DecodeError):
+            SafeCodec().decode(raw[:end])
+
+
+def test_safe_decode_random_bytes() -> None:
+    rng = random.Random(99)
+    valid = _valid()
+    for _ in range(2000):
+        blob = b"\x01" + rng.randbytes(rng.randrange(0, 40))
+        flipped = bytearray(valid)
+        flipped[rng.randrange(len(valid))] ^= 1 << rng.randrange(8)
+        for raw in (blob, bytes(flipped)):
+            try:
+                record = SafeCodec().decode(raw)
+            except DecodeError:
+                continue
+            assert type(record.created) is int and type(record.data) is dict
+
+
+def test_safe_decode_error_is_value_error_with_cause() -> None:
+    assert issubclass(DecodeError, ValueError)
+    with pytest.raises(DecodeError) as info:
+        SafeCodec().decode(_with_body(b'"a":{"~p":1e999}}'))
+    assert isinstance(info.value.__cause__, ValueError)
+
+
+def test_safe_decode_names_foreign_formats() -> None:
+    with pytest.raises(DecodeError, match="pickle"):
+        SafeCodec().decode(pickle.dumps({"m": {}}))
+    with pytest.raises(DecodeError, match="JSON"):
+        SafeCodec().decode(b"{}")
+    with pytest.raises(DecodeError, match="reserved"):
+        SafeCodec().decode(b"\x02abc")
+
+
+# --- sizes ---------------------------------------------------------------------------------
+
+
+def _ratio(data: dict[str, Any], timeout: int | None, expires: int | None) -> float:
+    safe = SafeCodec().encode(SessionRecord(data, CREATED, timeout, expires))
+    old = pickle.dumps({"m": data, "c": CREATED, "v": 1, "t": 1200, "x": CREATED + 1200})
+    return len(safe) / len(old)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "expires"), [(1200, CREATED + 1200), (None, CREATED + 1200), (None, None)]
+)
+def test_small_session_is_at_most_070_of_pickle(timeout: int | None, expires: int | None) -> None:
+    assert _ratio(SMALL, timeout, expires) <= 0.7
+
+
+def test_20kb_session_of_strings_is_not_larger_than_pickle() -> None:
+    data = twenty_kb_session(seed=1, int_every=10)
+    assert 18_000 < len(json.dumps(data)) < 22_000
+    assert _ratio(data, 1200, CREATED + 1200) <= 1.0
+
+
+def test_20kb_session_of_many_ints_stays_close_to_pickle() -> None:
+    """JSON digits cost more than pickle's binary ints: at most a few percent more."""
+    data = twenty_kb_session(seed=2, int_every=2)
+    assert _ratio(data, 1200, CREATED + 1200) <= 1.03
+
+
+# --- LegacyCodec ---------------------------------------------------------------------------
+
+PICKLE = LegacyCodec(pickle.dumps, pickle.loads)
+
+
+@pytest.mark.parametrize(("timeout", "expires"), TIMES[:5])
+def test_legacy_stores_exactly_the_pickled_layout(timeout: int | None, expires: int | None) -> None:
+    record = SessionRecord(RICH, CREATED, timeout, expires)
+    raw = PICKLE.encode(record)
+    assert raw == pickle.dumps(legacy_layout(record))
+    assert PICKLE.decode(raw) == record
+
+
+def test_legacy_reads_what_1x_wrote() -> None:
+    raw = pickle.dumps(
+        {"m": {"user_id": 42, 1: "int key"}, "c": 1795325693, "v": 1, "x": 1795326893, "t": 1200}
+    )
+    record = PICKLE.decode(raw)
+    assert record == SessionRecord({"user_id": 42, 1: "int key"}, 1795325693, 1200, 1795326893)  # type: ignore[dict-item]
+
+
+def test_legacy_reads_layout_without_optional_keys() -> None:
+    assert PICKLE.decode(pickle.dumps({"m": {}, "c": 5})) == SessionRecord({}, 5)
+    assert PICKLE.decode(pickle.dumps({"m": {}, "c": 5, "t": None, "x": None})) == SessionRecord(
+        {}, 5
+    )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"garbage",
+        b"\x80\x04\x95garbage",
+        pickle.dumps({"m": {}, "c": CREATED})[:-3],
+        pickle.dumps([{"m": {}, "c": CREATED}]),
+        pickle.dumps("m"),
+        pickle.dumps(None),
+        pickle.dumps({"c": CREATED, "v": 1}),
+        pickle.dumps({"m": {}, "v": 1}),
+        pickle.dumps({"m": [], "c": CREATED}),
+        pickle.dumps({"m": None, "c": CREATED}),
+        pickle.dumps({"m": {}, "c": str(CREATED)}),
+        pickle.dumps({"m": {}, "c": float(CREATED)}),
+        pickle.dumps({"m": {}, "c": True}),
+        pickle.dumps({"m": {}, "c": CREATED, "v": 2}),
+        pickle.dumps({"m": {}, "c": CREATED, "v": "1"}),
+        pickle.dumps({"m": {}, "c": CREATED, "t": "1200"}),
+        pickle.dumps({"m": {}, "c": CREATED, "x": 1.5}),
+        SafeCodec().encode(SessionRecord({}, CREATED)),
+    ],
+)
+def test_legacy_rejects_malformed(raw: bytes) -> None:
+    with pytest.raises(DecodeError):
+        PICKLE.decode(raw)
+
+
+def test_legacy_chains_the_deserializer_error() -> None:
+    with pytest.raises(DecodeError) as info:
+        PICKLE.decode(b"garbage")
+    assert isinstance(info.value.__cause__, pickle.UnpicklingError)
+
+    class Boom(Exception):
+        pass
+
+    def explode(raw: bytes) -> Any:
+        raise Boom(raw)
+
+    with pytest.raises(DecodeError) as info:
+        LegacyCodec(pickle.dumps, explode).decode(b"x")
+    assert isinstance(info.value.__cause__, Boom)
+
+
+def test_legacy_with_str_serializer() -> None:
+    codec = LegacyCodec(json.dumps, json.loads)
+    record = SessionRecord({"a": [1, "é"]}, CREATED, None, CREATED + 60)
+    raw = codec.encode(record)
+    assert raw == json.dumps(legacy_layout(record)).encode()
+    assert codec.decode(raw) == record
+    assert codec.encode_value({"a": 1}) == b'{"a": 1}'
+    with pytest.raises(DecodeError):
+        codec.decode(b"[1, 2]")
+
+
+def test_legacy_serializer_return_types() -> None:
+    def to_bytearray(value: Any) -> Any:
+        return bytearray(b"x")
+
+    def to_int(value: Any) -> Any:
+        return 5
+
+    assert LegacyCodec(to_bytearray, pickle.loads).encode_value(1) == b"x"
+    with pytest.raises(TypeError, match="int"):
+        LegacyCodec(to_int, pickle.loads).encode_value(1)
+
+
+def test_legacy_encode_value_is_serialize() -> None:
+    for value in (SMALL, (1, 2), {1: 2}):
+        assert PICKLE.encode_value(value) == pickle.dumps(value)
+
+
+def test_codecs_satisfy_the_protocol() -> None:
+    codecs: list[Codec] = [SafeCodec(), PICKLE]
+    for codec in codecs:
+        record = SessionRecord({"k": "v"}, CREATED, 60, CREATED + 60)
+        assert codec.decode(codec.encode(record)) == record
