@@ -254,12 +254,15 @@ class LegacyCodec:
         self._deserialize = deserialize
 
     def encode(self, record: SessionRecord) -> bytes:
-        """``serialize({"m": data, "c": created, "v": 1[, "t": timeout][, "x": expires]})``."""
+        """``serialize({"m": data, "c": created, "v": 1[, "x": expires][, "t": timeout]})``.
+
+        The key order is 1.8's, so re-encoding a payload 1.8 wrote gives the same bytes.
+        """
         payload: dict[str, Any] = {"m": record.data, "c": record.created, "v": 1}
-        if record.timeout is not None:
-            payload["t"] = record.timeout
         if record.expires is not None:
             payload["x"] = record.expires
+        if record.timeout is not None:
+            payload["t"] = record.timeout
         return _as_bytes(self._serialize(payload))
 
     def decode(self, raw: bytes) -> SessionRecord:

@@ -46,6 +46,12 @@ FLASH_PREFIX = "_f_"
 CREATE_ATTEMPTS = 3
 
 
+def _remaining(state: SessionState, current: int) -> int:
+    """Seconds until the payload's expiry (minus infinity when it has none)."""
+    expires = state.record.expires
+    return -(2**62) if expires is None else expires - current
+
+
 @implementer(ISession)
 class RedisSession:
     """A lazily loaded session; see the module docstring."""
@@ -110,7 +116,7 @@ class RedisSession:
                 raise
             return self._degrade(session_id, exc)
         current = now()
-        if record.expires is not None and record.expires <= current and self._python_expiry:
+        if record.expires is not None and record.expires <= current and self._expiry_enforced:
             return self._start_new(InvalidSession_PayloadTimeout(session_id))
         self._normalize(record)
         state = SessionState(record, raw)
@@ -119,31 +125,40 @@ class RedisSession:
         return state
 
     @property
-    def _python_expiry(self) -> bool:
-        s = self._settings
-        return s.expiry_in_payload or s.timeout is None
+    def _expiry_enforced(self) -> bool:
+        """A payload's expiry time counts (with no timeout, one set explicitly does too)."""
+        return self._settings.payload_expiry or self._settings.timeout is None
 
     def _normalize(self, record: SessionRecord) -> None:
-        """Drop fields our settings do not keep (e.g. a 1.8 payload's expiry)."""
-        if record.timeout == self._settings.timeout:
+        """Bring a loaded record to what these settings store.
+
+        The safe codec stores ``timeout`` only when it differs from the factory's, and an
+        expiry only when the payload tracks one; 1.8's layout always carries both.
+        """
+        s = self._settings
+        if s.legacy_layout:
+            record.timeout = record.timeout or s.timeout
+        elif record.timeout == s.timeout:
             record.timeout = None
-        if not self._python_expiry:
+        if not self._expiry_enforced:
             record.expires = None
 
     def _schedule_refresh(self, state: SessionState, current: int) -> None:
+        """Decide at load time whether this request must refresh the expiry."""
         s = self._settings
         timeout = self.timeout
         if timeout is None:
             return
         if s.refresh_on_read:  # GETEX used the default timeout; fix a per-session one
             self._refresh_due = timeout != s.timeout
+            if s.payload_expiry and _remaining(state, current) < timeout // 2:
+                # 1.8's layout: keep ``x`` ahead for 1.8 readers, rewriting at most
+                # once per half timeout (1.8 itself rewrote on every read).
+                state.touch_meta(expires=current + timeout)
             return
-        expires = state.record.expires
-        remaining = None if expires is None else expires - current
         trigger = s.timeout_trigger
-        if remaining is None or (
-            remaining <= trigger if trigger is not None else remaining < timeout
-        ):
+        remaining = _remaining(state, current)
+        if remaining <= trigger if trigger is not None else remaining < timeout:
             state.touch_meta(expires=current + timeout)
 
     def _degrade(self, session_id: str, exc: SessionBackendError) -> SessionState:
@@ -162,10 +177,10 @@ class RedisSession:
     def _start_new(self, problem: InvalidSession | None) -> SessionState:
         if problem is not None:
             self._report(problem)
-        current = now()
-        timeout = self._settings.timeout
-        expires = current + timeout if timeout and self._settings.expiry_in_payload else None
-        state = SessionState(SessionRecord(data={}, created=current, expires=expires))
+        s, current = self._settings, now()
+        expires = current + s.timeout if s.timeout and s.payload_expiry else None
+        timeout = s.timeout if s.legacy_layout else None
+        state = SessionState(SessionRecord({}, current, timeout, expires))
         self._state, self._session_id, self._stored, self._new = state, None, False, True
         return state
 
@@ -482,7 +497,9 @@ class RedisSession:
         if not isinstance(timeout_seconds, int) or timeout_seconds <= 0:
             raise ValueError("timeout_seconds must be a positive int")
         state = self._st
-        stored_timeout = None if timeout_seconds == self._settings.timeout else timeout_seconds
+        s = self._settings
+        same = timeout_seconds == s.timeout and not s.legacy_layout
+        stored_timeout = None if same else timeout_seconds
         state.touch_meta(timeout=stored_timeout)
         if state.record.expires is not None:
             state.touch_meta(expires=now() + timeout_seconds)
@@ -490,7 +507,7 @@ class RedisSession:
     def adjust_session_expires(self, expires_epoch: int) -> None:
         """Make the session expire at ``expires_epoch`` (until activity slides it again)."""
         state = self._st
-        if self._python_expiry:
+        if self._expiry_enforced:
             state.touch_meta(expires=int(expires_epoch))
         if self._settings.redis_ttl:
             self._ttl_override = max(1, int(expires_epoch) - now())

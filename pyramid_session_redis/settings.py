@@ -87,6 +87,18 @@ class SessionSettings:
         )
 
     @property
+    def legacy_layout(self) -> bool:
+        """Payloads use 1.8's layout (a user serializer): they always carry ``t`` and ``x``."""
+        return self.serialize is not None
+
+    @property
+    def payload_expiry(self) -> bool:
+        """The payload carries an expiry time that is enforced on load."""
+        return self.expiry_in_payload or (
+            self.legacy_layout and self.python_expires and self.timeout is not None
+        )
+
+    @property
     def refresh_on_read(self) -> bool:
         """The sliding TTL is refreshed by the read itself (GETEX)."""
         return self.redis_ttl and self.timeout_trigger is None

@@ -34,11 +34,12 @@ RICH = {
 
 
 def legacy_layout(record: SessionRecord) -> dict[str, Any]:
+    """The payload dict in 1.8's key order (m, c, v, x, t), as 1.8.1 was seen to write it."""
     payload: dict[str, Any] = {"m": record.data, "c": record.created, "v": 1}
-    if record.timeout is not None:
-        payload["t"] = record.timeout
     if record.expires is not None:
         payload["x"] = record.expires
+    if record.timeout is not None:
+        payload["t"] = record.timeout
     return payload
 
 
