@@ -137,6 +137,19 @@ def _valid_times(created: object, timeout: object, expires: object) -> bool:
     return type(created) is int and type(timeout) in _INT_OR_NONE and type(expires) in _INT_OR_NONE
 
 
+# A stored timeout outside this range can only be corruption; Redis would refuse it anyway.
+MAX_TIMEOUT = 2**31 - 1
+MAX_EPOCH = 2**40
+
+
+def _check_ranges(timeout: int | None, expires: int | None) -> None:
+    """Reject decoded times that no valid writer produces (e.g. a flipped bit)."""
+    if timeout is not None and not 0 < timeout <= MAX_TIMEOUT:
+        raise DecodeError(f"stored timeout out of range: {timeout}")
+    if expires is not None and not 0 <= expires <= MAX_EPOCH:
+        raise DecodeError(f"stored expiry out of range: {expires}")
+
+
 def _header(created: int, timeout: int | None, expires: int | None) -> bytes:
     if not 0 <= created <= _MAX_U32:
         raise ValueError(f"SessionRecord.created out of range: {created}")
@@ -190,6 +203,7 @@ class SafeCodec:
         since_code, pos = _read_varint(raw, pos)
         timeout, since = _duration(timeout_code), _duration(since_code)
         expires = None if since is None else created + (timeout or 0) + since
+        _check_ranges(timeout, expires)
         return SessionRecord(_load_data(raw, pos), created, timeout, expires)
 
     def encode_value(self, value: Any) -> bytes:
@@ -235,6 +249,7 @@ def _legacy_record(payload: object) -> SessionRecord:
         raise DecodeError(f"payload 'm' is a {type(data).__name__}, not a dict")
     if not _valid_times(created, timeout, expires):
         raise DecodeError("payload 'c' must be an int, 't' and 'x' an int or None")
+    _check_ranges(timeout, expires)
     return SessionRecord(data, created, timeout, expires)
 
 

@@ -63,11 +63,21 @@ TIMES = [
     (1200, CREATED + 1200),
     (1200, CREATED + 4321),
     (1201, CREATED - 5),
-    (0, CREATED),
-    (-60, 0),
     (86400 * 365, 2**32 - 1),
-    (2**40, 2**45),
+    (2**31 - 1, 2**40),
 ]
+# Times no valid writer produces (corruption): encode accepts them, decode refuses them.
+BAD_TIMES = [(0, CREATED), (-60, 0), (2**31, None), (2**40, 2**45), (None, 2**41)]
+
+
+@pytest.mark.parametrize(("timeout", "expires"), BAD_TIMES)
+@pytest.mark.parametrize("codec", [SafeCodec(), LegacyCodec(pickle.dumps, pickle.loads)])
+def test_decode_rejects_out_of_range_times(
+    codec: Any, timeout: int | None, expires: int | None
+) -> None:
+    raw = codec.encode(SessionRecord({"a": 1}, CREATED, timeout, expires))
+    with pytest.raises(DecodeError, match="out of range"):
+        codec.decode(raw)
 
 
 @pytest.mark.parametrize(("timeout", "expires"), TIMES)
