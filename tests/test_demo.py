@@ -1,0 +1,310 @@
+"""The demo application (``demo/``), built from ``demo/demo.ini`` via ``config.include``.
+
+Also the project's "application configured from an ini file" test: every session
+option the demo uses comes from ``redis.sessions.*`` keys of that file, only the
+Redis URL (and, for the outage tests, the timeouts) is overridden.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import webtest
+from pyramid.interfaces import ISessionFactory
+
+import pyramid_session_redis
+from demo.app import INI_PATH, REDIS_URL_SETTING, load_settings, make_app, read_ini_settings
+from demo.throwaway_redis import ThrowawayRedis, ping
+from pyramid_session_redis.exceptions import SessionBackendError
+from tests.servers import ServerFactory
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+COOKIE = "demo_session"
+FAST_TIMEOUTS = {
+    "redis.sessions.redis_socket_timeout": "0.5",
+    "redis.sessions.redis_socket_connect_timeout": "0.5",
+}
+
+
+def demo_app(redis_url: str, **overrides: str) -> webtest.TestApp:
+    return webtest.TestApp(make_app(INI_PATH, **{REDIS_URL_SETTING: redis_url}, **overrides))
+
+
+@pytest.fixture
+def app(redis_url: str, redis_client: redis.Redis) -> webtest.TestApp:
+    """The demo against the (emptied) session server."""
+    return demo_app(redis_url)
+
+
+def visits(response: webtest.TestResponse) -> int:
+    match = re.search(r'id="visits">(\d+)<', response.text)
+    assert match is not None, response.text
+    return int(match.group(1))
+
+
+def token(response: webtest.TestResponse) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', response.text)
+    assert match is not None, response.text
+    return match.group(1)
+
+
+def set_cookies(response: webtest.TestResponse) -> list[str]:
+    return response.headers.getall("Set-Cookie")
+
+
+def log_in(app: webtest.TestApp, name: str = "alice") -> webtest.TestResponse:
+    form = app.get("/login")
+    return app.post("/login", {"name": name, "csrf_token": token(form)}, status=303)
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def test_ini_is_read_the_same_with_and_without_pastedeploy() -> None:
+    settings = load_settings(INI_PATH)
+    assert settings == read_ini_settings(INI_PATH)
+    assert settings["redis.sessions.func_check_response_allow_cookies"] == (
+        "pyramid_session_redis.check_response_allow_cookies"
+    )
+
+
+def test_session_factory_comes_from_the_ini_via_include(app: webtest.TestApp) -> None:
+    registry = app.app.app.registry  # TestApp -> BackendErrorMiddleware -> Router
+    factory = registry.queryUtility(ISessionFactory)
+    assert isinstance(factory, pyramid_session_redis.SessionFactory)
+    s = factory.settings
+    assert s.secret == "demo-only-secret-change-me-in-production"
+    assert (s.timeout, s.cookie_name, s.cookie_samesite) == (1200, COOKIE, "lax")
+    assert (s.cookie_httponly, s.cookie_secure) == (True, False)
+    assert (s.redis_socket_timeout, s.redis_socket_connect_timeout) == (2.0, 2.0)
+    assert s.func_check_response_allow_cookies is pyramid_session_redis.check_response_allow_cookies
+
+
+# --------------------------------------------------------------------------- pages
+
+
+def test_visit_counter_increments_across_requests(
+    app: webtest.TestApp, redis_client: redis.Redis, redis_url: str
+) -> None:
+    first = app.get("/")
+    assert visits(first) == 1
+    [cookie] = set_cookies(first)
+    assert cookie.startswith(f"{COOKIE}=")
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie
+    second, third = app.get("/"), app.get("/")
+    assert (visits(second), visits(third)) == (2, 3)
+    assert set_cookies(second) == set_cookies(third) == []  # the cookie is set once
+    assert redis_client.dbsize() == 1
+    other_browser = demo_app(redis_url)
+    assert visits(other_browser.get("/")) == 1
+    assert redis_client.dbsize() == 2
+
+
+def test_login_then_logout_clears_the_session_and_expires_the_cookie(
+    app: webtest.TestApp, redis_client: redis.Redis
+) -> None:
+    app.get("/")
+    app.get("/")
+    before = app.cookies[COOKIE]
+    login = log_in(app)
+    assert login.location.endswith("/")
+    assert app.cookies[COOKIE] != before  # a new session id at login
+    home = app.get("/")
+    assert "Logged in as <b>alice</b>" in home.text
+    assert visits(home) == 3  # the counter survived the id change
+    assert redis_client.dbsize() == 1  # the pre-login session is gone
+    [key] = redis_client.keys()
+    assert app.get("/session").text.count(key.decode()) == 1
+
+    logout = app.post("/logout", {"csrf_token": token(home)})
+    [expired] = set_cookies(logout)
+    assert expired.startswith(f"{COOKIE}=;")
+    assert "Max-Age=0" in expired
+    assert COOKIE not in app.cookies
+    assert redis_client.dbsize() == 0
+    fresh = app.get("/")
+    assert visits(fresh) == 1
+    assert "Not logged in" in fresh.text
+
+
+def test_forms_need_the_csrf_token(app: webtest.TestApp, redis_client: redis.Redis) -> None:
+    app.get("/login")
+    refused = app.post("/login", {"name": "mallory"}, status=400)
+    assert "Bad CSRF token" in refused.text
+    app.post("/login", {"name": "mallory", "csrf_token": "0" * 64}, status=400)
+    assert "Logged in" not in app.get("/").text
+    app.post("/logout", status=400)
+
+
+def test_flash_message_shows_once(app: webtest.TestApp) -> None:
+    form = app.get("/note")
+    saved = app.post("/note", {"text": "hello <b>", "csrf_token": token(form)}, status=303)
+    shown = saved.follow()
+    assert shown.text.count("Saved note: hello &lt;b&gt;") == 1  # escaped, shown
+    assert "Saved note" not in app.get("/note").text  # and only once
+
+
+def test_cacheable_page_sets_no_cookie(app: webtest.TestApp, redis_client: redis.Redis) -> None:
+    page = app.get("/cached")
+    assert page.headers["Cache-Control"] == "public, max-age=60"
+    assert set_cookies(page) == []
+    assert redis_client.dbsize() == 0  # the view wrote, but nothing is stored
+    app.get("/")  # a real session now
+    page = app.get("/cached")
+    assert set_cookies(page) == []
+    assert set_cookies(app.get("/session")) == []
+
+
+def test_session_page_shows_id_created_and_timeout(
+    app: webtest.TestApp, redis_client: redis.Redis
+) -> None:
+    assert "none yet" in app.get("/session").text
+    app.get("/")
+    page = app.get("/session").text
+    [key] = redis_client.keys()
+    assert key.decode() in page
+    assert "<th>timeout (seconds, sliding)</th><td>1200</td>" in page
+    assert re.search(r"<th>created</th><td>\d+ \(\d{4}-\d\d-\d\d ", page)
+
+
+# --------------------------------------------------------------------------- outage
+
+
+def test_redis_unreachable_gives_the_503_page(server_factory: ServerFactory) -> None:
+    server = server_factory()
+    app = demo_app(server.url, **FAST_TIMEOUTS)
+    assert visits(app.get("/")) == 1
+    server.stop()  # its port is now closed
+    assert not ping(server.port)
+
+    # The session is loaded inside the view: the exception view answers.
+    down = app.get("/", status=503)
+    assert "Session store unavailable" in down.text
+    assert down.headers["Retry-After"] == "5"
+    assert set_cookies(down) == []
+    router = webtest.TestApp(app.app.app, cookiejar=app.cookiejar)  # without the middleware
+    assert "Session store unavailable" in router.get("/", status=503).text
+
+    # A new visitor's session is only written after the view ran, out of reach of
+    # exception views: BackendErrorMiddleware answers.
+    newcomer = demo_app(server.url, **FAST_TIMEOUTS)
+    down = newcomer.get("/", status=503)
+    assert "Session store unavailable" in down.text
+    assert set_cookies(down) == []
+    with pytest.raises(SessionBackendError):
+        webtest.TestApp(newcomer.app.app).get("/")
+
+    server.start()  # same port
+    assert visits(app.get("/")) == 1  # that server kept nothing: a new session
+    assert visits(newcomer.get("/")) == 1
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def demo_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def throwaway_port(output: str) -> int:
+    match = re.search(r"throwaway Redis \(.*\) at redis://127\.0\.0\.1:(\d+)/0", output)
+    assert match is not None, output
+    return int(match.group(1))
+
+
+def test_demo_check_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "demo", "--check"],
+        cwd=REPO_ROOT,
+        env=demo_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    for line in (
+        "ok    visit counter: 1 then 2 (session.incr)",
+        "ok    login without the CSRF token is refused (400)",
+        "ok    logged in as alice, visit count kept",
+        "ok    flash message shown only once",
+        "ok    cacheable page sets no cookie (check_response_allow_cookies)",
+        "ok    logout invalidates the session and expires the cookie",
+    ):
+        assert line in result.stdout, output
+    assert "FAIL" not in output
+    assert re.search(r"demo check: all \d+ checks passed", result.stdout), output
+    assert result.stdout.rstrip().endswith("demo: throwaway Redis stopped"), output
+    assert not ping(throwaway_port(result.stdout))
+
+
+def _read_lines(stream: Any, lines: queue.Queue[str]) -> None:
+    for line in stream:
+        lines.put(line)
+
+
+def test_demo_serves_until_sigterm_then_stops_redis() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "demo", "--port", "0"],
+        cwd=REPO_ROOT,
+        env=demo_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True)
+    reader.start()
+    output = ""
+    try:
+        while "serving on" not in output:
+            output += lines.get(timeout=60)
+        match = re.search(r"serving on (http://127\.0\.0\.1:\d+/)", output)
+        assert match is not None, output
+        with urllib.request.urlopen(match.group(1), timeout=30) as response:
+            assert response.status == 200
+            assert 'id="visits">1<' in response.read().decode()
+            assert f"{COOKIE}=" in response.headers["Set-Cookie"]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    reader.join(timeout=10)  # the reader ends at EOF
+    while not lines.empty():
+        output += lines.get()
+    assert "demo: throwaway Redis stopped" in output, output
+    assert not ping(throwaway_port(output))
+
+
+def test_throwaway_redis_starts_and_stops() -> None:
+    with ThrowawayRedis() as server:
+        assert server.port is not None and ping(server.port)
+        client = redis.Redis.from_url(server.url)
+        try:
+            assert client.config_get("save") == {"save": ""}
+            assert client.config_get("appendonly") == {"appendonly": "no"}
+            assert client.config_get("bind") == {"bind": "127.0.0.1"}
+        finally:
+            client.close()
+        process = server.process
+    assert process is not None and process.poll() is not None
+    assert not ping(server.port)
