@@ -107,12 +107,14 @@ class SessionCookie:
             value.decode("ascii") if isinstance(value, bytes) else value,
             max_age=max_age,
             expires=expires,
+            overwrite=True,  # one Set-Cookie per name and response (RFC 6265 4.1.1)
             **self._attributes,
         )
         _vary_on_cookie(response)
 
     def expire(self, response: Response) -> None:
         """Tell the client to drop the session cookie."""
+        response.unset_cookie(self.name, strict=False)
         response.delete_cookie(
             self.name,
             path=self._attributes["path"],

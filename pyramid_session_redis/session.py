@@ -8,7 +8,9 @@ at most one command, chosen by :mod:`pyramid_session_redis.plan`.
 from __future__ import annotations
 
 import logging
+import random
 import secrets
+import time
 from collections.abc import ItemsView, Iterator, KeysView, ValuesView
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +46,8 @@ _MISSING: Any = object()
 CSRF_KEY = "_csrft_"
 FLASH_PREFIX = "_f_"
 CREATE_ATTEMPTS = 3
+BACKOFF_AFTER = 2  # compare-and-set conflicts merged at once before backing off
+MAX_BACKOFF = 0.05  # seconds
 
 
 def _remaining(state: SessionState, current: int) -> int:
@@ -295,13 +299,20 @@ class RedisSession:
             if store.overwrite(key, payload, self._write_ttl()):
                 return self._written(state, payload)
             return self._gone(state)
-        for _ in range(s.cas_retries + 1):
+        for attempt in range(s.cas_retries + 1):
             assert state.loaded is not None
             outcome, current = store.compare_and_set(key, state.loaded, payload, self._write_ttl())
             if outcome is CasOutcome.WRITTEN:
                 return self._written(state, payload)
             if outcome is CasOutcome.GONE or current is None:
                 return self._gone(state)
+            if attempt >= BACKOFF_AFTER:
+                # Heavy contention: let the other writers through, then merge onto a
+                # fresh copy (the one the script returned has aged meanwhile).
+                time.sleep(random.uniform(0, min(MAX_BACKOFF, 0.001 * 2**attempt)))
+                current = store.load(key, None)
+                if current is None:
+                    return self._gone(state)
             try:
                 fresh = codec.decode(current)
             except DecodeError:

@@ -70,7 +70,7 @@ class SessionSettings:
     cookie_signer: Any = None
     invalidate_empty_session: bool = True
     persistence: str = "cas"
-    cas_retries: int = 5
+    cas_retries: int = 30
     degraded_mode: bool = False
 
     # -- derived modes (properties: computed from the fields, never stored) --

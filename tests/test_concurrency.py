@@ -1,0 +1,610 @@
+"""Concurrent requests on one session, through a real multi-threaded WSGI server.
+
+Every test runs waitress (8 worker threads) on 127.0.0.1 and talks to it with real
+HTTP clients in threads that share one session cookie. Ordering, when a test needs
+one, comes from ``threading.Event`` objects that the views and the test share (the
+server runs in this process), never from sleeps: a view signals "I have loaded the
+session" and blocks until the test releases it, and the test knows that a request's
+write is done when its HTTP response has arrived (Pyramid runs the finished
+callbacks, where the session is written, before the response is returned).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import redis
+from pyramid.request import Request
+
+from pyramid_session_redis import RedisSessionFactory
+from pyramid_session_redis.codec import SafeCodec
+from pyramid_session_redis.exceptions import InvalidSession, SessionGone
+from pyramid_session_redis.store import CAS_SCRIPT
+from tests.app import SECRET, build_wsgi_app
+from tests.redis_stats import CommandCounter
+from tests.wsgi_server import HttpClient, LiveServer, Reply, is_expiry
+
+CLIENTS = 8
+REQUESTS_PER_CLIENT = 200
+TOTAL = CLIENTS * REQUESTS_PER_CLIENT
+WORKLOAD_DEADLINE = 25.0  # seconds; every loop below is also bounded in count
+EVENT_TIMEOUT = 10.0
+COOKIE = "session"
+# Enough attempts for 8 writers hammering one session (at most ~30 were seen needed).
+CONTENDED_CAS_RETRIES = 100
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@dataclass
+class Logged:
+    """What ``func_invalid_logger`` received: the request's path, params and cookie."""
+
+    path: str
+    key: str | None
+    cookie: str | None
+    problem: InvalidSession
+
+
+@dataclass
+class Harness:
+    server: LiveServer
+    logged: list[Logged] = field(default_factory=list)
+
+    def client(self, cookie: str | None = None) -> HttpClient:
+        client = self.server.client(COOKIE, timeout=EVENT_TIMEOUT * 2)
+        client.cookie = cookie
+        return client
+
+    def problems(self, kind: type[InvalidSession]) -> list[Logged]:
+        return [entry for entry in self.logged if type(entry.problem) is kind]
+
+
+@pytest.fixture
+def serve(redis_url: str) -> Iterator[Any]:
+    """``serve(views, **factory_options)``: a started LiveServer harness, stopped at teardown."""
+    started: list[LiveServer] = []
+
+    def start(views: dict[str, Any], **options: Any) -> Harness:
+        logged: list[Logged] = []
+
+        def log(request: Request, problem: InvalidSession) -> None:
+            cookie = request.cookies.get(COOKIE)
+            logged.append(Logged(request.path, request.params.get("key"), cookie, problem))
+
+        factory = RedisSessionFactory(
+            secret=SECRET, redis_url=redis_url, func_invalid_logger=log, **options
+        )
+        server = LiveServer(build_wsgi_app(factory, views), threads=CLIENTS)
+        started.append(server)
+        return Harness(server.start(), logged)
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def stored(redis_client: redis.Redis, session_id: str) -> dict[str, Any] | None:
+    """The session's data as it is in Redis right now (None: no such key)."""
+    raw = redis_client.get(session_id)
+    return None if raw is None else SafeCodec().decode(raw).data
+
+
+def open_session(harness: Harness, **values: Any) -> tuple[HttpClient, str, str]:
+    """A client holding a new session with ``values``: (client, its cookie, session id).
+
+    Clears the logger's record, so that tests see only what happens afterwards.
+    """
+    client = harness.client()
+    for key, value in values.items():
+        assert client.get("/set", {"key": key, "value": json.dumps(value)}).status == 200
+    cookie = client.cookie
+    assert cookie is not None
+    session_id = client.get("/session_id").json
+    assert isinstance(session_id, str)
+    harness.logged.clear()
+    return client, cookie, session_id
+
+
+def script_calls(commands: CommandCounter) -> int:
+    """Compare-and-set attempts the server executed (EVALSHA that ran + EVAL)."""
+    stats = commands.stats()
+    evalsha, eval_ = stats.get("evalsha"), stats.get("eval")
+    ran = (evalsha.calls - evalsha.failed_calls) if evalsha else 0  # failed: NOSCRIPT
+    return ran + (eval_.calls if eval_ else 0)
+
+
+@contextlib.contextmanager
+def server_exceptions() -> Iterator[Counter[str]]:
+    """Count, by class name, the exceptions waitress logs, instead of printing them."""
+    seen: Counter[str] = Counter()
+
+    class Counting(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.exc_info and record.exc_info[0] is not None:
+                seen[record.exc_info[0].__name__] += 1
+
+    logger, handler = logging.getLogger("waitress"), Counting()
+    propagate, logger.propagate = logger.propagate, False
+    logger.addHandler(handler)
+    try:
+        yield seen
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def run_in_thread(target: Any, *args: Any) -> tuple[threading.Thread, list[Any]]:
+    """Start ``target(*args)`` in a thread; the list receives its result or exception."""
+    out: list[Any] = []
+
+    def runner() -> None:
+        try:
+            out.append(target(*args))
+        except BaseException as exc:
+            out.append(exc)
+
+    thread = threading.Thread(target=runner, daemon=True)
+    thread.start()
+    return thread, out
+
+
+def joined(thread: threading.Thread, out: list[Any]) -> Any:
+    thread.join(EVENT_TIMEOUT * 2)
+    assert not thread.is_alive(), "client thread did not finish"
+    (result,) = out
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+# --------------------------------------------------------------------------- workload
+
+
+def work(request: Request) -> Any:
+    """Load the session, dawdle 0-2 ms, then set this request's key and bump the counter."""
+    session = request.session
+    len(session)  # load now: the race window runs from here to the write
+    time.sleep(random.uniform(0, 0.002))
+    session[f"c{request.params['c']}-{request.params['i']}"] = int(request.params["i"])
+    session.incr("counter")
+    return "ok"
+
+
+@dataclass
+class WorkloadResult:
+    session_id: str
+    replies: dict[tuple[int, int], int]  # (client, i) -> HTTP status
+    errors: list[BaseException]
+    set_cookies: int
+    elapsed: float
+    data: dict[str, Any] | None
+    server_exceptions: Counter[str]
+
+    @property
+    def statuses(self) -> Counter[int]:
+        return Counter(self.replies.values())
+
+    @property
+    def acknowledged(self) -> dict[str, int]:
+        """The keys of the requests that answered 200, with their values."""
+        return {f"c{c}-{i}": i for (c, i), status in self.replies.items() if status == 200}
+
+    @property
+    def lost_keys(self) -> list[str]:
+        data = self.data or {}
+        expected = {f"c{c}-{i}": i for c in range(CLIENTS) for i in range(REQUESTS_PER_CLIENT)}
+        return sorted(key for key, value in expected.items() if data.get(key) != value)
+
+
+def run_workload(
+    harness: Harness, redis_client: redis.Redis, commands: CommandCounter
+) -> WorkloadResult:
+    """CLIENTS threads x REQUESTS_PER_CLIENT requests of ``work`` on one shared session."""
+    starter, shared_cookie, session_id = open_session(harness, counter=0)
+    starter.close()
+    redis_client.script_load(CAS_SCRIPT)  # so every attempt below is a plain EVALSHA
+    commands.reset()
+
+    replies: dict[tuple[int, int], int] = {}
+    errors: list[BaseException] = []
+    set_cookies = [0]
+    lock = threading.Lock()
+    barrier = threading.Barrier(CLIENTS)
+    deadline = time.monotonic() + WORKLOAD_DEADLINE
+
+    def client_loop(number: int) -> None:
+        with harness.client(shared_cookie) as client:
+            barrier.wait(EVENT_TIMEOUT)
+            for i in range(REQUESTS_PER_CLIENT):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"client {number} stopped at request {i}")
+                reply = client.get("/work", {"c": number, "i": i})
+                client.cookie = shared_cookie  # keep sharing it whatever the reply says
+                with lock:
+                    replies[number, i] = reply.status
+                    set_cookies[0] += len(reply.set_cookies)
+
+    started = time.monotonic()
+    with server_exceptions() as exceptions:
+        threads = [run_in_thread(client_loop, n) for n in range(CLIENTS)]
+        for thread, out in threads:
+            thread.join(max(0.1, deadline - time.monotonic() + 5))
+            if thread.is_alive():
+                errors.append(TimeoutError("client thread still running"))
+            errors.extend(r for r in out if isinstance(r, BaseException))
+    elapsed = time.monotonic() - started
+    data = stored(redis_client, session_id)
+    return WorkloadResult(session_id, replies, errors, set_cookies[0], elapsed, data, exceptions)
+
+
+def assert_consistent(result: WorkloadResult) -> None:
+    """Redis holds exactly the work of the acknowledged requests: none lost, none phantom."""
+    assert result.errors == []
+    assert len(result.replies) == TOTAL
+    assert result.set_cookies == 0  # the session id never changed
+    assert result.data is not None
+    acknowledged = result.acknowledged
+    data = {key: value for key, value in result.data.items() if key != "counter"}
+    assert sorted(set(data) - set(acknowledged)) == []  # phantom writes
+    assert sorted(set(acknowledged) - set(data)) == []  # lost writes
+    assert data == acknowledged
+    assert result.data["counter"] == len(acknowledged)
+
+
+def test_cas_loses_no_update_under_concurrency(
+    serve: Any, redis_client: redis.Redis, commands: CommandCounter
+) -> None:
+    """Every request of the workload is merged in: all 1600 keys, counter == 1600, no 5xx.
+
+    The retry budget is raised well above its default so that this test is only about the
+    merge; the next test runs the default budget.
+    """
+    harness = serve({"work": work}, persistence="cas", cas_retries=CONTENDED_CAS_RETRIES)
+    result = run_workload(harness, redis_client, commands)
+    counts = commands.counts()
+    attempts = script_calls(commands)
+
+    assert_consistent(result)
+    assert result.statuses == Counter({200: TOTAL})  # zero 5xx
+    assert result.server_exceptions == Counter()
+    assert result.lost_keys == []
+    assert result.data is not None and result.data["counter"] == TOTAL
+    assert len(result.data) == TOTAL + 1
+    assert counts.get("getex") == TOTAL  # one load per request
+    # More compare-and-set attempts than requests: conflicts happened and were merged.
+    assert attempts > TOTAL, f"no conflict in {TOTAL} concurrent requests ({counts})"
+    assert harness.problems(SessionGone) == []
+    print(
+        f"\ncas: {TOTAL} requests in {result.elapsed:.1f}s, "
+        f"{attempts - TOTAL} conflicting attempts retried"
+    )
+
+
+def test_cas_default_retry_budget_under_eight_concurrent_writers(
+    serve: Any, redis_client: redis.Redis, commands: CommandCounter
+) -> None:
+    """The same workload with the default ``cas_retries`` and backoff: no 5xx.
+
+    (With 5 retries and no backoff, 12-17% of these requests gave up with
+    SessionWriteConflict.) The data is checked first: every acknowledged write is in.
+    """
+    harness = serve({"work": work})
+    result = run_workload(harness, redis_client, commands)
+    attempts = script_calls(commands)
+
+    assert_consistent(result)
+    failed = TOTAL - result.statuses[200]
+    assert result.statuses == Counter({200: TOTAL}), (
+        f"{failed}/{TOTAL} requests failed with the default cas_retries: "
+        f"{dict(result.server_exceptions)} "
+        f"({attempts} compare-and-set attempts for {TOTAL} requests)"
+    )
+
+
+def test_overwrite_loses_updates_under_the_same_workload(
+    serve: Any, redis_client: redis.Redis, commands: CommandCounter
+) -> None:
+    harness = serve({"work": work}, persistence="overwrite")
+    result = run_workload(harness, redis_client, commands)
+
+    assert result.errors == []
+    assert result.statuses == Counter({200: TOTAL})
+    assert result.server_exceptions == Counter()
+    assert result.data is not None
+    counter = result.data["counter"]
+    assert result.lost_keys or counter < TOTAL, "last-writer-wins lost nothing: no race?"
+    print(
+        f"\noverwrite: {TOTAL} requests in {result.elapsed:.1f}s, "
+        f"{len(result.lost_keys)} keys lost, counter {counter}/{TOTAL}"
+    )
+
+
+# --------------------------------------------------------------------------- logout race
+
+
+@pytest.mark.parametrize("persistence", ["cas", "overwrite"])
+def test_logout_during_a_slow_write_is_final(
+    persistence: str, serve: Any, redis_client: redis.Redis, commands: CommandCounter
+) -> None:
+    """A client writes keys (slow views) while another request logs the session out.
+
+    Order, by events: w2 has loaded the session -> the logout has deleted it -> w2 ends.
+    w2's write must be dropped (never recreating the key), reported as SessionGone, and
+    its response must expire the cookie so that the client stops sending a dead id.
+    """
+    writer_loaded, logout_done = threading.Event(), threading.Event()
+
+    def slow_write(request: Request) -> Any:
+        session = request.session
+        len(session)  # loaded
+        if request.params.get("race"):
+            writer_loaded.set()
+            if not logout_done.wait(EVENT_TIMEOUT):
+                raise RuntimeError("the logout never happened")
+        else:
+            time.sleep(0.05)
+        session[request.params["key"]] = True
+        return "written"
+
+    harness = serve({"slow_write": slow_write}, persistence=persistence)
+    writer, old_cookie, session_id = open_session(harness, seed=1)
+    commands.reset()
+
+    def write_loop() -> list[tuple[Reply, str | None]]:
+        replies = []
+        for n in range(5):
+            params = {"key": f"w{n}", **({"race": "1"} if n == 2 else {})}
+            sent_cookie = writer.cookie
+            replies.append((writer.get("/slow_write", params), sent_cookie))
+        return replies
+
+    thread, out = run_in_thread(write_loop)
+    try:
+        assert writer_loaded.wait(EVENT_TIMEOUT), "the racing write never loaded the session"
+        # w0 and w1 have landed; w2 has loaded the session and is holding its copy.
+        assert stored(redis_client, session_id) == {"seed": 1, "w0": True, "w1": True}
+        with harness.client(old_cookie) as logout:
+            logout_reply = logout.get("/invalidate")
+        assert not redis_client.exists(session_id)
+    finally:
+        logout_done.set()
+    replies = joined(thread, out)
+
+    assert logout_reply.status == 200
+    logout_cookie = logout_reply.cookie(COOKIE)
+    assert logout_cookie is not None and is_expiry(logout_cookie)
+    statuses = [reply.status for reply, _ in replies]
+    assert statuses == [200] * 5
+    sent = [cookie for _, cookie in replies]
+    assert sent == [old_cookie, old_cookie, old_cookie, None, writer.cookie]
+    # w0, w1: plain writes, no cookie change.
+    assert replies[0][0].set_cookies == [] and replies[1][0].set_cookies == []
+    # w2 lost to the logout: it was dropped and the response expires the cookie.
+    assert [(m.key, is_expiry(m)) for m in replies[2][0].set_cookies] == [(COOKIE, True)]
+    gone = harness.problems(SessionGone)
+    assert [(g.path, g.key, g.cookie) for g in gone] == [("/slow_write", "w2", old_cookie)]
+    # The client obeyed: w3 went without a cookie and started a new session.
+    fresh = replies[3][0].cookie(COOKIE)
+    assert fresh is not None and not is_expiry(fresh) and fresh.value != old_cookie
+    assert replies[4][0].set_cookies == []
+
+    assert not redis_client.exists(session_id)  # never resurrected
+    (new_key,) = redis_client.keys()
+    assert new_key.decode() != session_id
+    assert stored(redis_client, new_key.decode()) == {"w3": True, "w4": True}
+
+    # A client that kept the dead cookie gets an empty session; the key stays gone.
+    with harness.client(old_cookie) as stale:
+        assert stale.get("/dump").json == {}
+    assert not redis_client.exists(session_id)
+    assert commands.counts()["del"] == 1  # the logout's; the lost write deleted nothing
+
+
+def test_lost_write_that_recookied_sends_one_cookie_header(
+    serve: Any, redis_client: redis.Redis
+) -> None:
+    """A request that re-sends its cookie and then loses its write to a logout.
+
+    Its response should carry one Set-Cookie for the session cookie, the expiry (RFC 6265
+    4.1.1: no two Set-Cookie fields with the same name in one response).
+
+    FAILS at the time of writing: the response carries the re-sent cookie (set in the
+    response callback) *and* the expiry added by ``_gone`` in the finished callback.
+    Clients that apply them in order end up without the cookie, but the response is
+    self-contradictory.
+    """
+    loaded, logout_done = threading.Event(), threading.Event()
+
+    def recookie_write(request: Request) -> Any:
+        session = request.session
+        session.please_recookie()  # loads the session; the response will re-send the cookie
+        loaded.set()
+        if not logout_done.wait(EVENT_TIMEOUT):
+            raise RuntimeError("the logout never happened")
+        session["x"] = 1
+        return "written"
+
+    harness = serve({"recookie_write": recookie_write})
+    writer, cookie, session_id = open_session(harness, seed=1)
+    thread, out = run_in_thread(writer.get, "/recookie_write")
+    try:
+        assert loaded.wait(EVENT_TIMEOUT)
+        with harness.client(cookie) as logout:
+            assert logout.get("/invalidate").status == 200
+    finally:
+        logout_done.set()
+    reply = joined(thread, out)
+
+    assert reply.status == 200
+    assert not redis_client.exists(session_id)
+    assert [type(entry.problem) for entry in harness.logged] == [SessionGone]
+    assert writer.cookie is None  # the last header wins: the client dropped the cookie
+    headers = [(m.key, is_expiry(m)) for m in reply.set_cookies]
+    assert headers == [(COOKIE, True)]
+
+
+# --------------------------------------------------------------------------- merges
+
+
+@dataclass
+class Gate:
+    loaded: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
+def gated_apply(gate: Gate) -> Any:
+    """A view applying ``ops`` (JSON list) to the session; ``hold=1`` parks it on ``gate``."""
+
+    def apply(request: Request) -> Any:
+        session = request.session
+        len(session)  # loaded
+        for op, key, *arg in json.loads(request.params["ops"]):
+            if op == "set":
+                session[key] = arg[0]
+            elif op == "del":
+                del session[key]
+            elif op == "incr":
+                session.incr(key, arg[0])
+            elif op == "append":
+                session[key].append(arg[0])
+            elif op == "read":  # hands out the (mutable) value without changing it
+                _ = session[key]
+            else:
+                raise ValueError(op)
+        if request.params.get("hold"):
+            gate.loaded.set()
+            if not gate.release.wait(EVENT_TIMEOUT):
+                raise RuntimeError("never released")
+        return "applied"
+
+    return apply
+
+
+def a_then_b(
+    harness: Harness,
+    gate: Gate,
+    cookie: str,
+    ops_a: list[Any],
+    ops_b: list[Any],
+    peek: Any,
+) -> tuple[Reply, Reply, Any]:
+    """A loads and changes the session and is held; B runs to completion; then A finishes.
+
+    Returns both replies and ``peek()`` taken between B's end and A's release.
+    """
+    with harness.client(cookie) as client_a, harness.client(cookie) as client_b:
+        thread, out = run_in_thread(client_a.get, "/apply", {"ops": json.dumps(ops_a), "hold": "1"})
+        try:
+            assert gate.loaded.wait(EVENT_TIMEOUT), "A never loaded the session"
+            reply_b = client_b.get("/apply", {"ops": json.dumps(ops_b)})  # B's write is done
+            after_b = peek()
+        finally:
+            gate.release.set()
+        reply_a = joined(thread, out)
+    return reply_a, reply_b, after_b
+
+
+def test_disjoint_changes_of_two_overlapping_requests_merge(
+    serve: Any, redis_client: redis.Redis, commands: CommandCounter
+) -> None:
+    gate = Gate()
+    harness = serve({"apply": gated_apply(gate)})
+    client, cookie, session_id = open_session(harness, z="doomed", n=5)
+    redis_client.script_load(CAS_SCRIPT)
+    commands.reset()
+
+    reply_a, reply_b, after_b = a_then_b(
+        harness,
+        gate,
+        cookie,
+        [["set", "a", "from A"], ["incr", "n", 1]],
+        [["set", "b", "from B"], ["del", "z"], ["incr", "n", 10]],
+        lambda: stored(redis_client, session_id),
+    )
+
+    assert (reply_a.status, reply_b.status) == (200, 200)
+    assert reply_a.set_cookies == [] and reply_b.set_cookies == []
+    assert after_b == {"b": "from B", "n": 15}  # B wrote first, over the loaded copy
+    assert stored(redis_client, session_id) == {"a": "from A", "b": "from B", "n": 16}
+    assert client.get("/dump").json == {"a": "from A", "b": "from B", "n": 16}
+    # B: one attempt; A: a conflict, then a merged write.
+    assert script_calls(commands) == 3
+    assert harness.logged == []
+
+
+def test_same_key_changed_by_two_overlapping_requests_later_writer_wins(
+    serve: Any, redis_client: redis.Redis, commands: CommandCounter
+) -> None:
+    gate = Gate()
+    harness = serve({"apply": gated_apply(gate)})
+    _, cookie, session_id = open_session(harness, k="initial", keep=1)
+    redis_client.script_load(CAS_SCRIPT)
+    commands.reset()
+
+    _, _, after_b = a_then_b(
+        harness,
+        gate,
+        cookie,
+        [["set", "k", "A"]],
+        [["set", "k", "B"]],
+        lambda: stored(redis_client, session_id),
+    )
+
+    assert after_b == {"k": "B", "keep": 1}
+    assert stored(redis_client, session_id) == {"k": "A", "keep": 1}  # A wrote last
+    assert script_calls(commands) == 3
+
+
+APPEND, SET_OTHER = ["append", "items", 2], ["set", "other", "x"]
+
+
+@pytest.mark.parametrize(
+    ("ops_a", "ops_b"),
+    [
+        pytest.param([APPEND], [SET_OTHER], id="held-request-appends"),
+        pytest.param([SET_OTHER], [APPEND], id="first-request-appends"),
+        pytest.param([["read", "items"], SET_OTHER], [APPEND], id="held-request-only-reads"),
+    ],
+)
+def test_in_place_mutation_merges_with_a_concurrent_set(
+    ops_a: list[Any],
+    ops_b: list[Any],
+    serve: Any,
+    redis_client: redis.Redis,
+    commands: CommandCounter,
+) -> None:
+    """One request appends to the list at "items" in place, the other sets "other".
+
+    When the held request A appended, its in-place change is found by comparing the
+    value with the loaded one and replayed onto B's copy. When B appended, A (which set
+    "other", and in the last case also read "items" without changing it) must not
+    clobber B's append with its stale list.
+    """
+    gate = Gate()
+    harness = serve({"apply": gated_apply(gate)})
+    _, cookie, session_id = open_session(harness, items=[1], keep=True)
+    redis_client.script_load(CAS_SCRIPT)
+    commands.reset()
+
+    reply_a, reply_b, after_b = a_then_b(
+        harness, gate, cookie, ops_a, ops_b, lambda: stored(redis_client, session_id)
+    )
+
+    assert (reply_a.status, reply_b.status) == (200, 200)
+    expected_after_b = {"other": "x"} if APPEND in ops_a else {"items": [1, 2]}
+    assert after_b == {"items": [1], "keep": True, **expected_after_b}
+    assert stored(redis_client, session_id) == {"items": [1, 2], "keep": True, "other": "x"}
+    assert script_calls(commands) == 3
+    assert harness.logged == []
