@@ -166,3 +166,11 @@ def test_include_rejects_invalid_combination_at_start_up() -> None:
     )
     with pytest.raises(ConfigurationError):
         config.include("pyramid_session_redis")
+
+
+def test_ini_prefix_goes_on_generated_ids() -> None:
+    factory = session_factory_from_settings(
+        {"redis.sessions.secret": "s", "redis.sessions.prefix": "shop:"}
+    )
+    session_id = factory.new_id()
+    assert session_id.startswith("shop:") and len(session_id) == len("shop:") + 64
