@@ -293,3 +293,19 @@ def test_changed_persists_in_place_mutation(redis_url: str, detect_changes: bool
     start_session(app, items=[])
     app.get("/t", {"v": "1"})
     assert app.get("/read", {"key": "items"}).json == [1]
+
+
+def test_refresh_never_resurrects_a_deleted_session(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    def view(request: Request) -> Any:
+        request.session.get("a")  # loaded
+        redis_client.delete(request.session.session_id)  # revoked meanwhile
+        request.session.do_refresh()
+        request.session.do_refresh(force_redis_ttl=500)
+        return request.session.session_id
+
+    app = make_app(redis_url, {"t": view})
+    start_session(app, a=1)
+    session_id = app.get("/t").json
+    assert redis_client.exists(session_id) == 0

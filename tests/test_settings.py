@@ -174,3 +174,11 @@ def test_ini_prefix_goes_on_generated_ids() -> None:
     )
     session_id = factory.new_id()
     assert session_id.startswith("shop:") and len(session_id) == len("shop:") + 64
+
+
+@pytest.mark.parametrize("mode", ["cas", "overwrite"])
+def test_persistence_mode_from_ini(mode: str) -> None:
+    factory = session_factory_from_settings(
+        {"redis.sessions.secret": "s", "redis.sessions.persistence": mode}
+    )
+    assert factory.settings.persistence == mode
