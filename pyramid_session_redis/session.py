@@ -233,7 +233,7 @@ class RedisSession:
             return
         try:
             self._finish(state)
-        except SessionBackendError as exc:
+        except (SessionBackendError, SessionWriteConflict) as exc:
             log.error("session %s: not saved: %s", self._factory.log_id(self._session_id), exc)
             if self._cookie_sent and self._response is not None:
                 # The data never reached Redis: take back the cookie that points to it.
@@ -286,7 +286,9 @@ class RedisSession:
                 break
             self._assign_id()  # id collision: never touch someone else's session
             if self._cookie_sent and self._response is not None:
-                self._factory.cookie.set(self._response, self._require_id())
+                self._factory.cookie.set(
+                    self._response, self._require_id(), self._cookie_max_age, self._cookie_expires
+                )
         else:
             raise SessionBackendError("could not find a free session id")
         self._stored, self._force_store, self._ttl_override = True, False, None
@@ -306,16 +308,16 @@ class RedisSession:
                 return self._written(state, payload)
             if outcome is CasOutcome.GONE or current is None:
                 return self._gone(state)
-            if attempt >= BACKOFF_AFTER:
-                # Heavy contention: let the other writers through, then merge onto a
-                # fresh copy (the one the script returned has aged meanwhile).
-                time.sleep(random.uniform(0, min(MAX_BACKOFF, 0.001 * 2**attempt)))
-                current = store.load(key, None)
-                if current is None:
-                    return self._gone(state)
             try:
+                if attempt >= BACKOFF_AFTER:
+                    # Heavy contention: let the other writers through, then merge onto a
+                    # fresh copy (the one the script returned has aged meanwhile).
+                    time.sleep(random.uniform(0, min(MAX_BACKOFF, 0.001 * 2**attempt)))
+                    current = store.load(key, None)
+                    if current is None:
+                        return self._gone(state)
                 fresh = codec.decode(current)
-            except DecodeError:
+            except (DecodeError, WrongTypeError):  # replaced by garbage: not ours to keep
                 return self._gone(state)
             state.rebase(fresh, current, codec, s.detect_changes)
             payload = codec.encode(state.record)

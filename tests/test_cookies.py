@@ -167,3 +167,14 @@ def test_recookie_on_a_new_empty_session_sets_no_cookie(redis_url: str) -> None:
 
     response = make_app(redis_url, {"t": view}).get("/t")
     assert "Set-Cookie" not in response.headers
+
+
+def test_id_collision_resends_one_cookie_with_its_attributes(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    ids = iter(["taken", "free"])
+    redis_client.set("taken", b"someone else's session")
+    app = make_app(redis_url, id_generator=lambda: next(ids), cookie_max_age=100)
+    header = set_cookie_header(app.get("/set", {"key": "a", "value": "1"}))
+    assert "Max-Age=100" in header
+    assert make_signer(SECRET).loads(header.split(";")[0].split("=", 1)[1].encode()) == "free"
