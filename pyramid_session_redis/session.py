@@ -303,7 +303,12 @@ class RedisSession:
             return self._gone(state)
         for attempt in range(s.cas_retries + 1):
             assert state.loaded is not None
-            outcome, current = store.compare_and_set(key, state.loaded, payload, self._write_ttl())
+            try:
+                outcome, current = store.compare_and_set(
+                    key, state.loaded, payload, self._write_ttl()
+                )
+            except WrongTypeError:  # replaced by a non-string value: not ours to keep
+                return self._gone(state)
             if outcome is CasOutcome.WRITTEN:
                 return self._written(state, payload)
             if outcome is CasOutcome.GONE or current is None:

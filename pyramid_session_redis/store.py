@@ -39,6 +39,7 @@ class RedisClient(Protocol):
     def delete(self, *names: str) -> Any: ...
     def pipeline(self, transaction: bool = True) -> Any: ...
     def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any: ...
+    def execute_command(self, *args: Any, **options: Any) -> Any: ...
     def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> Any: ...
 
 
@@ -79,6 +80,8 @@ class ServerFeatures:
 
     def __init__(self) -> None:
         self.getex = True
+        # SET ... IFEQ (Valkey 8.1+, Redis 8.4+): a native compare-and-set, no script.
+        self.set_ifeq = True
 
 
 @contextmanager
@@ -131,7 +134,15 @@ class RedisStore:
     def compare_and_set(
         self, key: str, expected: bytes, payload: bytes, ttl: int | None
     ) -> tuple[CasOutcome, bytes | None]:
-        """Write ``payload`` only if the key still holds ``expected``."""
+        """Write ``payload`` only if the key still holds ``expected``.
+
+        One ``SET … IFEQ`` where the server has it (a ``GET`` follows only when it
+        refused, to tell a conflict from a deleted session), else one script call.
+        """
+        if self.features.set_ifeq:
+            outcome = self._set_ifeq(key, expected, payload, ttl)
+            if outcome is not None:
+                return outcome
         args = (key, expected, payload, ttl or 0)
         with _backend_errors("save the session", key):
             try:
@@ -143,6 +154,26 @@ class RedisStore:
         if result == 0:
             return CasOutcome.GONE, None
         return CasOutcome.CONFLICT, _as_bytes(result)
+
+    def _set_ifeq(
+        self, key: str, expected: bytes, payload: bytes, ttl: int | None
+    ) -> tuple[CasOutcome, bytes | None] | None:
+        """The native compare-and-set; None if the server does not know ``IFEQ``."""
+        command = ("SET", key, payload, "IFEQ", expected, *(("EX", ttl) if ttl else ()))
+        with _backend_errors("save the session", key):
+            try:
+                written = self.client.execute_command(*command)
+            except ResponseError as exc:
+                if "syntax" not in str(exc).lower():
+                    raise
+                self.features.set_ifeq = False  # an older server: the script from now on
+                return None
+            if written:
+                return CasOutcome.WRITTEN, None
+            current = _as_bytes(self.client.get(key))
+        if current is None:
+            return CasOutcome.GONE, None
+        return CasOutcome.CONFLICT, current
 
     def refresh(self, key: str, ttl: int) -> None:
         """EXPIRE: slides the TTL; a no-op on a missing key (never resurrects)."""

@@ -44,6 +44,20 @@ def redis_url(redis_server: RedisServerProcess) -> str:
     return redis_server.url
 
 
+@pytest.fixture(scope="session")
+def native_cas(redis_server: RedisServerProcess) -> bool:
+    """Whether the session server has ``SET … IFEQ`` (Valkey 8.1+, Redis 8.4+)."""
+    client = redis_server.client()
+    try:
+        client.execute_command("SET", "psr:probe", "x", "IFEQ", "y")
+    except redis.ResponseError:
+        return False
+    finally:
+        client.delete("psr:probe")
+        client.close()
+    return True
+
+
 @pytest.fixture
 def redis_client(redis_server: RedisServerProcess) -> Iterator[redis.Redis]:
     """A bytes client to the session server, which is emptied (FLUSHALL, SCRIPT FLUSH) first."""

@@ -118,11 +118,19 @@ def open_session(harness: Harness, **values: Any) -> tuple[HttpClient, str, str]
 
 
 def script_calls(commands: CommandCounter) -> int:
-    """Compare-and-set attempts the server executed (EVALSHA that ran + EVAL)."""
+    """Compare-and-set attempts the server executed.
+
+    Script runs (EVALSHA that ran + EVAL) where the script is used; on a server with
+    ``SET … IFEQ`` (no script runs at all), the SET commands that ran.
+    """
     stats = commands.stats()
     evalsha, eval_ = stats.get("evalsha"), stats.get("eval")
     ran = (evalsha.calls - evalsha.failed_calls) if evalsha else 0  # failed: NOSCRIPT
-    return ran + (eval_.calls if eval_ else 0)
+    scripts = ran + (eval_.calls if eval_ else 0)
+    sets = stats.get("set")
+    if scripts or sets is None:
+        return scripts
+    return sets.calls - sets.failed_calls
 
 
 @contextlib.contextmanager
