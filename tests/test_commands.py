@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -178,3 +179,23 @@ def test_server_without_getex_gets_a_pipelined_get_and_expire(server_factory: An
     assert counter.counts() == {"get": 2, "expire": 2}
     assert client.ttl(session_id) > 250
     counter.close()
+
+
+def test_invalidate_is_one_del(redis_url: str, commands: CommandCounter) -> None:
+    app = make_app(redis_url)
+    start_session(app, a=1)
+    commands.reset()
+    app.get("/invalidate")
+    assert commands.counts() == {"del": 1}
+
+
+def test_lru_mode_read_is_a_get_plus_one_write_of_the_new_expiry(
+    redis_url: str, redis_client: redis.Redis, commands: CommandCounter
+) -> None:
+    app = make_app(redis_url, set_redis_ttl=False, persistence="overwrite")
+    session_id = start_session(app, a=1)
+    time.sleep(1.1)  # the sliding expiry, kept in the payload, moves by a second
+    commands.reset()
+    assert app.get("/read", {"key": "a"}).json == 1
+    assert commands.counts() == {"get": 1, "set": 1}
+    assert redis_client.ttl(session_id) == -1
