@@ -87,6 +87,9 @@ VARIANTS: tuple[Variant, ...] = (
     ),
     Variant("ours_overwrite", "ours overwrite", "redis", options={"persistence": "overwrite"}),
     Variant("ours_pickle", "ours pickle (migration)", "redis", serializer="pickle"),
+    Variant(
+        "ours_zlib", "ours compress_threshold=1024", "redis", options={"compress_threshold": 1024}
+    ),
     LEGACY,
     COOKIE,
     NONE,

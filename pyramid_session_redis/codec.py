@@ -14,7 +14,8 @@ last byte). A duration code is 0 for None; otherwise, with ``zz`` the zigzag map
 and ``2*zz(d) + 2`` when not. A fresh session with a 20-minute timeout thus spends one byte
 on each field.
 
-Marker values 0x02-0x1F are reserved for compressed and future variants. A marker can
+Marker 0x02 is the same envelope zlib-compressed: ``0x02`` then ``zlib(bytes 1..end of
+the plain envelope)``. Values 0x03-0x1F are reserved for other compressions. A marker can
 never be 0x80 (pickle protocol 2+), ``{`` or ``[`` (JSON text), so a reader can tell
 those formats apart by the first byte.
 
@@ -25,17 +26,30 @@ and ``"x": expires`` when set.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from . import serializer
 
-__all__ = ["PLAIN_MARKER", "Codec", "DecodeError", "LegacyCodec", "SafeCodec", "SessionRecord"]
+__all__ = [
+    "PLAIN_MARKER",
+    "ZLIB_MARKER",
+    "Codec",
+    "DecodeError",
+    "LegacyCodec",
+    "SafeCodec",
+    "SessionRecord",
+]
 
 PLAIN_MARKER: Final = 0x01
 _PLAIN = bytes((PLAIN_MARKER,))
-_RESERVED_MARKERS = range(0x02, 0x20)
+ZLIB_MARKER: Final = 0x02
+_ZLIB = bytes((ZLIB_MARKER,))
+_RESERVED_MARKERS = range(0x03, 0x20)
+# A compressed payload may not inflate beyond this (a decompression bomb is corruption).
+MAX_INFLATED = 16 * 1024 * 1024
 _FOREIGN_MARKERS = {0x80: "a pickle", ord("{"): "JSON", ord("["): "JSON"}
 _MAX_U32 = 0xFFFF_FFFF
 _MAX_VARINT_BYTES = 10
@@ -172,10 +186,30 @@ def _marker_error(raw: bytes) -> DecodeError:
     return DecodeError(f"unknown format marker 0x{marker:02x}")
 
 
-class SafeCodec:
-    """The default codec: a marker byte, a binary header, then the safe JSON serializer."""
+def _inflate(packed: memoryview) -> bytes:
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(packed, MAX_INFLATED)
+    except zlib.error as exc:
+        raise DecodeError(f"corrupt compressed payload: {exc}") from exc
+    if not inflater.eof or inflater.unconsumed_tail or inflater.unused_data:
+        raise DecodeError("compressed payload is truncated, oversized or has trailing bytes")
+    return out
 
-    __slots__ = ()
+
+class SafeCodec:
+    """The default codec: a marker byte, a binary header, then the safe JSON serializer.
+
+    With ``compress_threshold``, an envelope of at least that many bytes is stored
+    zlib-compressed (marker 0x02, then the compressed rest of the plain envelope) when
+    that is smaller. Decoding reads both forms whatever the threshold, so the setting can
+    change at any time.
+    """
+
+    __slots__ = ("_threshold",)
+
+    def __init__(self, compress_threshold: int | None = None) -> None:
+        self._threshold = compress_threshold
 
     def encode(self, record: SessionRecord) -> bytes:
         """The envelope described in the module docstring; TypeError/ValueError if invalid."""
@@ -190,10 +224,16 @@ class SafeCodec:
         if not _valid_times(created, timeout, expires):
             raise TypeError("SessionRecord.created must be an int, timeout/expires int or None")
         body = memoryview(serializer.dumps(data))[1:]  # drop the implied "{"
-        return _header(created, timeout, expires) + body
+        plain = _header(created, timeout, expires) + body
+        if self._threshold is None or len(plain) < self._threshold:
+            return plain
+        packed = _ZLIB + zlib.compress(memoryview(plain)[1:], 1)
+        return packed if len(packed) < len(plain) else plain
 
     def decode(self, raw: bytes) -> SessionRecord:
         """The record in ``raw``; :class:`DecodeError` for anything malformed."""
+        if raw[:1] == _ZLIB:
+            raw = _PLAIN + _inflate(memoryview(raw)[1:])
         if raw[:1] != _PLAIN:
             raise _marker_error(raw)
         if len(raw) < 5:

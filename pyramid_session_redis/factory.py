@@ -56,7 +56,7 @@ def make_codec(settings: SessionSettings) -> Codec:
     """The safe codec by default; the 1.8 payload layout for user serializers."""
     if settings.serialize is not None and settings.deserialize is not None:
         return LegacyCodec(settings.serialize, settings.deserialize)
-    return SafeCodec()
+    return SafeCodec(settings.compress_threshold)
 
 
 def RedisSessionFactory(secret: str | bytes | None = None, **options: Any) -> SessionFactory:

@@ -72,6 +72,7 @@ class SessionSettings:
     persistence: str = "cas"
     cas_retries: int = 30
     degraded_mode: bool = False
+    compress_threshold: int | None = None
 
     # -- derived modes (properties: computed from the fields, never stored) --
     @property
@@ -201,6 +202,10 @@ def _validate(s: SessionSettings) -> None:
             f"`persistence` must be one of {PERSISTENCE_MODES}, got {s.persistence!r}",
             "persistence",
         )
+    if s.compress_threshold is not None and (
+        not isinstance(s.compress_threshold, int) or s.compress_threshold < 0
+    ):
+        _fail("`compress_threshold` must be a number of bytes >= 0, or None", "compress_threshold")
     if not isinstance(s.cas_retries, int) or s.cas_retries < 0:
         _fail("`cas_retries` must be a whole number >= 0", "cas_retries")
 
@@ -293,6 +298,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "persistence": _STR,
     "cas_retries": _INT,
     "degraded_mode": _BOOL,
+    "compress_threshold": _INT,
 }
 _DOTTED = (*_CALLABLES, "cookie_signer", "redis_connection_pool")
 

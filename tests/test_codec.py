@@ -6,6 +6,7 @@ import json
 import pickle
 import random
 import string
+import zlib
 from datetime import datetime, timezone
 from typing import Any
 
@@ -13,7 +14,9 @@ import pytest
 
 from pyramid_session_redis import serializer
 from pyramid_session_redis.codec import (
+    MAX_INFLATED,
     PLAIN_MARKER,
+    ZLIB_MARKER,
     Codec,
     DecodeError,
     LegacyCodec,
@@ -210,7 +213,7 @@ def test_safe_decode_names_foreign_formats() -> None:
     with pytest.raises(DecodeError, match="JSON"):
         SafeCodec().decode(b"{}")
     with pytest.raises(DecodeError, match="reserved"):
-        SafeCodec().decode(b"\x02abc")
+        SafeCodec().decode(b"\x03abc")
 
 
 # --- sizes ---------------------------------------------------------------------------------
@@ -347,3 +350,55 @@ def test_codecs_satisfy_the_protocol() -> None:
     for codec in codecs:
         record = SessionRecord({"k": "v"}, CREATED, 60, CREATED + 60)
         assert codec.decode(codec.encode(record)) == record
+
+
+# --- SafeCodec compression -------------------------------------------------------------------
+
+
+def test_compression_above_the_threshold_is_smaller_and_readable_everywhere() -> None:
+    record = SessionRecord(twenty_kb_session(3, 10), CREATED, 1200, None)
+    plain = SafeCodec().encode(record)
+    packed = SafeCodec(compress_threshold=1024).encode(record)
+    assert plain[0] == PLAIN_MARKER and packed[0] == ZLIB_MARKER
+    assert len(packed) < len(plain) * 0.8
+    # Readable whatever the reader's own threshold: the setting can change at any time.
+    for reader in (SafeCodec(), SafeCodec(compress_threshold=1024), SafeCodec(10**9)):
+        assert reader.decode(packed) == record
+        assert reader.decode(plain) == record
+
+
+def test_small_or_incompressible_payloads_stay_plain() -> None:
+    small = SessionRecord(SMALL, CREATED, 1200, None)
+    assert SafeCodec(compress_threshold=1024).encode(small)[0] == PLAIN_MARKER
+    tiny = SessionRecord({"a": 1}, CREATED)  # zlib's own framing would make it bigger
+    assert SafeCodec(compress_threshold=0).encode(tiny)[0] == PLAIN_MARKER
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\x02",
+        b"\x02not zlib at all",
+        b"\x02" + zlib.compress(b"{}")[:-3],  # truncated stream
+        b"\x02" + zlib.compress(b"\x00" * 10) + b"trailing",
+        b"\x02" + zlib.compress(b"\x00\x00\x00\x00\x00\x00{}"),  # inflates to garbage
+    ],
+)
+def test_corrupt_compressed_payloads_are_decode_errors(raw: bytes) -> None:
+    with pytest.raises(DecodeError):
+        SafeCodec().decode(raw)
+
+
+def test_decompression_bomb_is_refused() -> None:
+    bomb = b"\x02" + zlib.compress(b"\x00" * (MAX_INFLATED + 1), 9)
+    assert len(bomb) < 100_000
+    with pytest.raises(DecodeError, match="oversized"):
+        SafeCodec().decode(bomb)
+
+
+def test_every_truncation_of_a_compressed_payload_is_a_decode_error() -> None:
+    packed = SafeCodec(compress_threshold=0).encode(SessionRecord(RICH, CREATED, 1200, None))
+    assert packed[0] == ZLIB_MARKER
+    for end in range(len(packed)):
+        with pytest.raises(DecodeError):
+            SafeCodec().decode(packed[:end])

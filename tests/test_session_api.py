@@ -309,3 +309,21 @@ def test_refresh_never_resurrects_a_deleted_session(
     start_session(app, a=1)
     session_id = app.get("/t").json
     assert redis_client.exists(session_id) == 0
+
+
+def test_large_sessions_are_stored_compressed_above_the_threshold(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    from pyramid_session_redis.settings import parse_ini_settings
+
+    options = parse_ini_settings({"redis.sessions.compress_threshold": "1024"})
+    app = make_app(redis_url, **options)
+    big = [f"item number {i}" for i in range(500)]
+    session_id = start_session(app, big=big, small=1)
+    stored = redis_client.get(session_id)
+    assert stored[0] == 0x02 and len(stored) < len(json.dumps(big)) / 2
+    assert app.get("/read", {"key": "big"}).json == big
+    # a factory without the option still reads it
+    other = make_app(redis_url)
+    other.set_cookie("session", app.cookies["session"])
+    assert other.get("/read", {"key": "small"}).json == 1
