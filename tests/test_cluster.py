@@ -1,0 +1,117 @@
+"""On a real three-node Redis Cluster: every operation touches one key, so all work.
+
+The cluster is built from three servers started by the suite (slots assigned with
+``CLUSTER ADDSLOTSRANGE``, nodes joined with ``CLUSTER MEET``); the application gets a
+redis-py ``RedisCluster`` client through ``redis_client_callable``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import webtest
+from pyramid.request import Request
+from redis.cluster import RedisCluster
+
+from pyramid_session_redis import RedisSessionFactory
+from pyramid_session_redis.exceptions import InvalidSession, SessionGone
+from tests.app import build_wsgi_app
+from tests.servers import RedisServerProcess, ServerFactory
+
+SLOT_RANGES = [(0, 5460), (5461, 10922), (10923, 16383)]
+
+
+def wait_until_ok(nodes: list[RedisServerProcess], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        infos = [node.client().execute_command("CLUSTER", "INFO") for node in nodes]
+        texts = [i.decode() if isinstance(i, bytes) else str(i) for i in infos]
+        if all("cluster_state:ok" in t and "cluster_known_nodes:3" in t for t in texts):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"cluster did not become ready: {texts}")
+
+
+@pytest.fixture
+def cluster(server_factory: ServerFactory, tmp_path: Path) -> Iterator[RedisCluster]:
+    nodes = [
+        server_factory(
+            [
+                *("--cluster-enabled", "yes"),
+                *("--cluster-config-file", str(tmp_path / f"nodes-{n}.conf")),
+                *("--cluster-node-timeout", "2000"),
+            ]
+        )
+        for n in range(3)
+    ]
+    for node, (first, last) in zip(nodes, SLOT_RANGES, strict=True):
+        node.client().execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
+    for node in nodes[1:]:
+        node.client().execute_command("CLUSTER", "MEET", "127.0.0.1", nodes[0].port)
+    wait_until_ok(nodes)
+    client = RedisCluster(host="127.0.0.1", port=nodes[0].port)
+    yield client
+    client.close()
+
+
+class ClusterApp:
+    def __init__(self, client: RedisCluster) -> None:
+        self.reports: list[InvalidSession] = []
+        self.meddle: Any = None
+        factory = RedisSessionFactory(
+            "secret",
+            redis_client_callable=lambda request, **options: client,
+            func_invalid_logger=lambda request, exc: self.reports.append(exc),
+        )
+        self.wsgi = build_wsgi_app(factory, {"meddle": self._meddle})
+
+    def _meddle(self, request: Request) -> Any:
+        request.session.get("mine")
+        self.meddle(request.session.session_id)
+        request.session["mine"] = int(request.params.get("value", "1"))
+        return "ok"
+
+    def browser(self) -> webtest.TestApp:
+        return webtest.TestApp(self.wsgi)
+
+
+def test_sessions_live_on_every_node_and_behave(cluster: RedisCluster) -> None:
+    app = ClusterApp(cluster)
+    browsers = [app.browser() for _ in range(12)]
+    ids = []
+    for n, browser in enumerate(browsers):
+        browser.get("/set", {"key": "n", "value": json.dumps(n)})
+        browser.get("/incr", {"key": "hits"})
+        ids.append(browser.get("/session_id").json)
+    assert len({cluster.keyslot(i) // 5461 for i in ids}) >= 2  # spread over nodes
+    for n, browser in enumerate(browsers):
+        assert browser.get("/read", {"key": "n"}).json == n  # one GETEX, routed by key
+        assert browser.get("/read", {"key": "hits"}).json == 1
+        assert cluster.ttl(ids[n]) > 1000
+    browsers[0].get("/invalidate")
+    assert cluster.exists(ids[0]) == 0
+
+
+def test_compare_and_set_merges_and_never_resurrects_on_a_cluster(
+    cluster: RedisCluster,
+) -> None:
+    app = ClusterApp(cluster)
+    mine, other = app.browser(), app.browser()
+    mine.get("/set", {"key": "theirs", "value": "0"})
+    other.set_cookie("session", mine.cookies["session"])
+    app.meddle = lambda sid: other.get("/set", {"key": "theirs", "value": "1"})
+    mine.get("/meddle")
+    assert mine.get("/dump").json == {"theirs": 1, "mine": 1}
+
+    app.meddle = cluster.delete
+    session_id = mine.get("/session_id").json
+    app.reports.clear()
+    response = mine.get("/meddle", {"value": "2"})
+    assert cluster.exists(session_id) == 0
+    assert [type(r) for r in app.reports] == [SessionGone]
+    assert "Max-Age=0" in response.headers["Set-Cookie"]
