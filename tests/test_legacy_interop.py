@@ -13,12 +13,8 @@ import base64
 import datetime
 import decimal
 import json
-import os
 import pickle
-import shutil
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,12 +28,18 @@ from pyramid.request import Request
 
 from pyramid_session_redis.cookie import make_signer
 from tests.app import SECRET, make_app
+from tests.legacy.environment import (
+    LEGACY_VERSION,
+    MARKER_NAME,
+    REPO_ROOT,
+    LegacyEnvironmentError,
+    clean_env,
+    ensure_legacy_venv,
+    marker_content,
+)
 
-LEGACY_VERSION = "1.8.1"
 LEGACY_REQUIREMENTS = (f"pyramid_session_redis=={LEGACY_VERSION}", "webtest")
-REPO_ROOT = Path(__file__).resolve().parent.parent
 LEGACY_VENV = REPO_ROOT / ".cache" / f"legacy-{LEGACY_VERSION}"
-MARKER_NAME = ".complete.json"
 LEGACY_CLIENT = Path(__file__).resolve().parent / "legacy" / "legacy_client.py"
 COOKIE_NAME = "session"
 TIMEOUT = 1200
@@ -76,89 +78,6 @@ def unb64(text: str) -> Any:
     return pickle.loads(base64.b64decode(text))
 
 
-def venv_python(venv: Path) -> Path:
-    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-
-
-def clean_env() -> dict[str, str]:
-    """The environment for the legacy interpreter: nothing that points at our checkout."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    env["PYTHONNOUSERSITE"] = "1"
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    return env
-
-
-def marker_content() -> str:
-    return json.dumps(
-        {"requirements": list(LEGACY_REQUIREMENTS), "python": sys.version, "base": sys.executable},
-        sort_keys=True,
-    )
-
-
-def _run(args: list[str], what: str, timeout: float, cwd: Path) -> subprocess.CompletedProcess[str]:
-    try:
-        result = subprocess.run(
-            args,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=clean_env(),
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"{what} timed out after {timeout}s: {args}\n{exc.stdout!r}\n{exc.stderr!r}")
-    if result.returncode != 0:
-        pytest.fail(
-            f"{what} failed (exit {result.returncode}): {args}\n"
-            f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
-        )
-    return result
-
-
-def _is_complete(venv: Path) -> bool:
-    marker = venv / MARKER_NAME
-    return (
-        marker.is_file() and marker.read_text() == marker_content() and venv_python(venv).exists()
-    )
-
-
-def ensure_legacy_venv(target: Path = LEGACY_VENV) -> Path:
-    """Return the legacy venv's python, building the venv first if needed.
-
-    Built in a sibling temporary directory, marked complete, then renamed into place,
-    so an interrupted build is never reused. Any failure fails the test (never skips).
-    """
-    python = venv_python(target)
-    if _is_complete(target):
-        return python
-    target.parent.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        # cwd=build and -I (isolated mode): our checkout must never be on the legacy sys.path
-        _run([sys.executable, "-I", "-m", "venv", str(build)], "creating the venv", 120, build)
-        build_python = str(venv_python(build))
-        install = [build_python, "-I", "-m", "pip", "install", "--no-input", "-q"]
-        _run([*install, *LEGACY_REQUIREMENTS], "pip install of the legacy library", 300, build)
-        check = "import importlib.metadata as m; print(m.version('pyramid_session_redis'))"
-        found = _run([build_python, "-I", "-c", check], "checking the legacy install", 60, build)
-        assert found.stdout.strip() == LEGACY_VERSION, found.stdout
-        (build / MARKER_NAME).write_text(marker_content())
-        build.chmod(0o755)  # mkdtemp made it private
-        if not _is_complete(target):  # else a concurrent run finished first: use its venv
-            if target.exists():  # stale, incomplete or built for another interpreter
-                shutil.rmtree(target)
-            try:
-                build.rename(target)
-            except OSError:  # lost a race after all; fine if the winner's venv is complete
-                if not _is_complete(target):
-                    raise
-    finally:
-        shutil.rmtree(build, ignore_errors=True)
-    return python
-
-
 @dataclass
 class LegacyResult:
     cookie: str | None
@@ -174,8 +93,14 @@ LegacyRunner = Callable[..., LegacyResult]
 
 @pytest.fixture(scope="session")
 def legacy_python() -> Path:
-    """The python of a virtualenv with ``pyramid_session_redis`` 1.8.1 (cached)."""
-    return ensure_legacy_venv()
+    """The python of a virtualenv with ``pyramid_session_redis`` 1.8.1 (cached).
+
+    Any failure to build it fails the tests (never skips).
+    """
+    try:
+        return ensure_legacy_venv(LEGACY_VENV, LEGACY_REQUIREMENTS)
+    except LegacyEnvironmentError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture
@@ -326,8 +251,9 @@ def ours_create(redis_url: str, values: dict[str, Any]) -> tuple[str, str]:
 
 
 def test_legacy_venv_is_cached(legacy_python: Path) -> None:
-    assert (LEGACY_VENV / MARKER_NAME).read_text() == marker_content()
-    assert ensure_legacy_venv() == legacy_python  # second call: reused, not rebuilt
+    assert (LEGACY_VENV / MARKER_NAME).read_text() == marker_content(LEGACY_REQUIREMENTS)
+    # second call: reused, not rebuilt
+    assert ensure_legacy_venv(LEGACY_VENV, LEGACY_REQUIREMENTS) == legacy_python
 
 
 def test_legacy_payload_is_the_18_layout(legacy: LegacyRunner, redis_client: redis.Redis) -> None:
