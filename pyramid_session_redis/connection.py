@@ -16,7 +16,12 @@ if TYPE_CHECKING:
 
 
 def client_options(settings: SessionSettings) -> dict[str, Any]:
-    """Keyword arguments for redis-py's client built from the ``redis_*`` options."""
+    """Keyword arguments for redis-py's client built from the ``redis_*`` options.
+
+    Computed once per factory (see :class:`~pyramid_session_redis.factory.SessionFactory`).
+    """
+    if settings.redis_connection_pool is not None:
+        return {"connection_pool": settings.redis_connection_pool}
     options: dict[str, Any] = {
         "socket_timeout": settings.redis_socket_timeout,
         "socket_connect_timeout": settings.redis_socket_connect_timeout,
@@ -26,8 +31,6 @@ def client_options(settings: SessionSettings) -> dict[str, Any]:
         # which would multiply the wait while Redis hangs.
         "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     }
-    if settings.redis_connection_pool is not None:
-        return {"connection_pool": settings.redis_connection_pool}
     if settings.redis_url:
         return options
     options.update(
@@ -42,18 +45,15 @@ def client_options(settings: SessionSettings) -> dict[str, Any]:
     return options
 
 
-def build_client(settings: SessionSettings) -> redis.Redis:
+def build_client(settings: SessionSettings, options: dict[str, Any]) -> redis.Redis:
     """The shared client (redis-py clients are thread-safe and pool connections)."""
-    options = client_options(settings)
     if settings.redis_url and "connection_pool" not in options:
         return redis.Redis.from_url(settings.redis_url, **options)
     return redis.Redis(**options)
 
 
-def request_client(settings: SessionSettings, request: Request) -> Any:
+def request_client(settings: SessionSettings, options: dict[str, Any], request: Request) -> Any:
     """The client from ``redis_client_callable(request, **options)`` (1.8's hook)."""
     assert settings.redis_client_callable is not None
-    options = client_options(settings)
-    if settings.redis_url:
-        options["url"] = settings.redis_url
-    return settings.redis_client_callable(request, **options)
+    url = {"url": settings.redis_url} if settings.redis_url else {}
+    return settings.redis_client_callable(request, **options, **url)

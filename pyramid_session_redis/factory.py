@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from pyramid.path import DottedNameResolver
 
 from .codec import Codec, LegacyCodec, SafeCodec
-from .connection import build_client, request_client
+from .connection import build_client, client_options, request_client
 from .cookie import SessionCookie
 from .session import RedisSession
 from .settings import SessionSettings, build_settings, parse_ini_settings
@@ -28,6 +28,7 @@ class SessionFactory:
         self.codec = make_codec(settings)
         self.new_id = make_id_generator(settings.id_generator, settings.prefix)
         self.features = ServerFeatures()
+        self._client_options = client_options(settings)
         self._log_key = make_log_key(settings.secret)
         self._store: SessionStore | None = None
 
@@ -38,9 +39,11 @@ class SessionFactory:
     def store_for(self, request: Request) -> SessionStore:
         """The storage for a request: shared, unless ``redis_client_callable`` is set."""
         if self.settings.redis_client_callable is not None:
-            return RedisStore(request_client(self.settings, request), self.features)
+            client = request_client(self.settings, self._client_options, request)
+            return RedisStore(client, self.features)
         if self._store is None:
-            self._store = RedisStore(build_client(self.settings), self.features)
+            client = build_client(self.settings, self._client_options)
+            self._store = RedisStore(client, self.features)
         return self._store
 
     def log_id(self, session_id: str | None) -> str:
@@ -54,7 +57,8 @@ class SessionFactory:
 
 def make_codec(settings: SessionSettings) -> Codec:
     """The safe codec by default; the 1.8 payload layout for user serializers."""
-    if settings.serialize is not None and settings.deserialize is not None:
+    if settings.legacy_layout:
+        assert settings.serialize is not None and settings.deserialize is not None
         return LegacyCodec(settings.serialize, settings.deserialize)
     return SafeCodec(settings.compress_threshold)
 
