@@ -4,9 +4,10 @@
     python3 run.py test [pytest args]   # e.g. python3 run.py test -q
     python3 run.py lint                 # ruff check, ruff format --check, mypy
     python3 run.py demo [args]          # python -m demo
+    python3 run.py bench [args]         # python -m benchmarks (e.g. --quick)
 
-The first run creates ``.venv`` and installs the project with its test, lint and
-demo extras; it reinstalls whenever pyproject.toml changes.
+The first run creates ``.venv`` and installs the project with its test, lint,
+demo and bench extras; it reinstalls whenever pyproject.toml changes.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-EXTRAS = "test,lint,demo"
+EXTRAS = "test,lint,demo,bench"
 MARKER = VENV / ".run-py-installed"
 PYTHON = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
@@ -76,7 +77,12 @@ def cmd_demo(args: list[str]) -> int:
     return run(PYTHON, "-m", "demo", *args)
 
 
-COMMANDS = {"test": cmd_test, "lint": cmd_lint, "demo": cmd_demo}
+def cmd_bench(args: list[str]) -> int:
+    ensure_venv()
+    return run(PYTHON, "-m", "benchmarks", *args)
+
+
+COMMANDS = {"test": cmd_test, "lint": cmd_lint, "demo": cmd_demo, "bench": cmd_bench}
 
 
 def main(argv: list[str]) -> int:

@@ -1,4 +1,4 @@
-"""Building the redis-py client from the settings, once per factory."""
+"""Building the redis-py client, and the channel to it, from the settings."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
+from .channel import ClientChannel, CommandChannel, DirectChannel
 from .settings import SessionSettings
 
 if TYPE_CHECKING:
@@ -50,6 +51,15 @@ def build_client(settings: SessionSettings, options: dict[str, Any]) -> redis.Re
     if settings.redis_url and "connection_pool" not in options:
         return redis.Redis.from_url(settings.redis_url, **options)
     return redis.Redis(**options)
+
+
+def build_channel(settings: SessionSettings, options: dict[str, Any]) -> CommandChannel:
+    """The shared channel: direct connections unless the user supplied the pool."""
+    client = build_client(settings, options)
+    pool = client.connection_pool
+    if settings.redis_connection_pool is None and DirectChannel.suits(pool):
+        return DirectChannel(pool)
+    return ClientChannel(client)
 
 
 def request_client(settings: SessionSettings, options: dict[str, Any], request: Request) -> Any:

@@ -1,15 +1,17 @@
 """The session cookie: sign, verify, set and expire; nothing about storage.
 
-Cookies are signed exactly as version 1.8 signs them (WebOb's
-``SignedSerializer`` with the same salt and digest) so that cookies issued by
-the older library stay valid after the switch.
+Cookies are signed exactly as version 1.8 signs them (what WebOb's
+``SignedSerializer`` produces with the same salt and digest) so that cookies
+issued by the older library stay valid after the switch.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
+import re
 from typing import TYPE_CHECKING, Any, Protocol
-
-from webob.cookies import SignedSerializer
 
 from .exceptions import CookieInvalid, InvalidSession, InvalidSession_NoSessionCookie
 from .settings import MAX_COOKIE_LENGTH, SessionSettings
@@ -30,24 +32,82 @@ class CookieSigner(Protocol):
     def loads(self, bstruct: bytes) -> str: ...
 
 
-class _TextSerializer:
-    """The identity serializer under the signature: str <-> ASCII bytes."""
+class HmacSigner:
+    """``urlsafe_b64(HMAC(salt + secret, id) + id)``, unpadded: version 1.8's format.
+
+    The keyed HMAC is computed once and copied per cookie. The key is the salt and
+    the secret in Latin-1, or in UTF-8 when the secret has other characters (as
+    WebOb's ``SignedSerializer`` derives it).
+    """
+
+    __slots__ = ("_digest_size", "_keyed")
+
+    def __init__(self, secret: str, salt: str = SIGNING_SALT, hashalg: str = SIGNING_HASHALG):
+        try:
+            key = (salt + secret).encode("latin-1")
+        except UnicodeEncodeError:
+            key = (salt + secret).encode("utf-8")
+        self._keyed = hmac.new(key, digestmod=hashalg)
+        self._digest_size = self._keyed.digest_size
+
+    def _sign(self, message: bytes) -> bytes:
+        mac = self._keyed.copy()
+        mac.update(message)
+        return mac.digest()
 
     def dumps(self, appstruct: str) -> bytes:
-        return appstruct.encode("ascii")
+        message = appstruct.encode("ascii")
+        return base64.urlsafe_b64encode(self._sign(message) + message).rstrip(b"=")
 
     def loads(self, bstruct: bytes) -> str:
-        return bstruct.decode("ascii")
+        """The signed id; ValueError for anything else."""
+        try:
+            signed = base64.urlsafe_b64decode(bstruct + b"=" * (-len(bstruct) % 4))
+        except (binascii.Error, TypeError) as exc:
+            raise ValueError(f"badly formed base64: {exc}") from exc
+        signature, message = signed[: self._digest_size], signed[self._digest_size :]
+        if not hmac.compare_digest(signature, self._sign(message)):
+            raise ValueError("invalid signature")
+        return message.decode("ascii")
 
 
 def make_signer(secret: str | bytes) -> CookieSigner:
     """The default signer, compatible with version 1.8's cookies."""
     if isinstance(secret, bytes):
         secret = secret.decode("utf-8")
-    signer: CookieSigner = SignedSerializer(
-        secret, SIGNING_SALT, SIGNING_HASHALG, serializer=_TextSerializer()
+    return HmacSigner(secret)
+
+
+# A Cookie header of plain ``name=value`` pairs: RFC 6265 token names; values of the
+# characters that both RFC 6265 and WebOb's parser accept unquoted (no quotes,
+# backslashes, commas, spaces or brackets). WebOb parses such a header exactly as
+# ``_plain_cookie`` does; any other header is left to WebOb.
+_NAME = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_VALUE = r"[!#$%&'()*+\-./0-9:<=>?@A-Z^_`a-z{|}~]*"
+_PLAIN_HEADER = re.compile(rf"\s*{_NAME}={_VALUE}(?:\s*;\s*{_NAME}={_VALUE})*\s*;?\s*", re.ASCII)
+# Names WebOb never reports as cookies: attribute names and names starting with "$".
+_ATTRIBUTE_NAMES = frozenset(
+    ("expires", "path", "comment", "domain", "max-age", "secure", "httponly", "samesite")
+)
+
+
+def _is_plain_name(name: str) -> bool:
+    return (
+        re.fullmatch(_NAME, name, re.ASCII) is not None
+        and not name.startswith("$")
+        and name.lower() not in _ATTRIBUTE_NAMES
     )
-    return signer
+
+
+def _plain_cookie(header: str, name: str) -> str | None:
+    """The value of cookie ``name`` in a header that matches ``_PLAIN_HEADER``."""
+    found = None
+    prefix = name + "="
+    for pair in header.split(";"):
+        pair = pair.strip()
+        if pair.startswith(prefix):
+            found = pair[len(prefix) :]  # the last one wins, as in WebOb
+    return found
 
 
 class SessionCookie:
@@ -55,6 +115,7 @@ class SessionCookie:
 
     def __init__(self, settings: SessionSettings) -> None:
         self.name = settings.cookie_name
+        self._plain_name = _is_plain_name(self.name)
         self.signer: CookieSigner = settings.cookie_signer or make_signer(
             settings.secret  # type: ignore[arg-type]  # validated: one of the two is set
         )
@@ -74,7 +135,7 @@ class SessionCookie:
     def read(self, request: Request) -> tuple[str | None, InvalidSession | None]:
         """The verified session id, or None and the reason there is none."""
         try:
-            raw = request.cookies.get(self.name)
+            raw = self._value(request)
         except Exception as exc:  # WebOb fails on some undecodable Cookie headers
             return None, CookieInvalid(f"unparseable cookie header: {exc}")
         if raw is None:
@@ -88,6 +149,14 @@ class SessionCookie:
         if not isinstance(session_id, str) or not session_id:
             return None, CookieInvalid("session cookie holds no session id")
         return session_id, None
+
+    def _value(self, request: Request) -> str | None:
+        """``request.cookies.get(name)``; plain headers are read without WebOb's parser."""
+        header = request.environ.get("HTTP_COOKIE", "")
+        if self._plain_name and _PLAIN_HEADER.fullmatch(header) is not None:
+            return _plain_cookie(header, self.name)
+        value: str | None = request.cookies.get(self.name)
+        return value
 
     def allowed(self, response: Response) -> bool:
         """Whether the CDN hook lets this response carry a session cookie."""

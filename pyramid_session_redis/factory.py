@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from pyramid.path import DottedNameResolver
 
+from .channel import ClientChannel
 from .codec import Codec, LegacyCodec, SafeCodec
-from .connection import build_client, client_options, request_client
+from .connection import build_channel, client_options, request_client
 from .cookie import SessionCookie
 from .session import RedisSession
 from .settings import SessionSettings, build_settings, parse_ini_settings
@@ -40,10 +41,10 @@ class SessionFactory:
         """The storage for a request: shared, unless ``redis_client_callable`` is set."""
         if self.settings.redis_client_callable is not None:
             client = request_client(self.settings, self._client_options, request)
-            return RedisStore(client, self.features)
+            return RedisStore(ClientChannel(client), self.features)
         if self._store is None:
-            client = build_client(self.settings, self._client_options)
-            self._store = RedisStore(client, self.features)
+            channel = build_channel(self.settings, self._client_options)
+            self._store = RedisStore(channel, self.features)
         return self._store
 
     def log_id(self, session_id: str | None) -> str:

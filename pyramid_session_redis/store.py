@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
+from .channel import CommandChannel
 from .exceptions import SessionBackendError
 
 
@@ -25,22 +26,6 @@ class CasOutcome(enum.Enum):
 
 class WrongTypeError(ValueError):
     """The key holds a non-string Redis value (a list, a hash...)."""
-
-
-class RedisClient(Protocol):
-    """The subset of redis-py's client that the store uses."""
-
-    def get(self, name: str) -> Any: ...
-    def getex(self, name: str, ex: int | None = None) -> Any: ...
-    def set(
-        self, name: str, value: bytes, *, ex: int | None = ..., nx: bool = ..., xx: bool = ...
-    ) -> Any: ...
-    def expire(self, name: str, time: int) -> Any: ...
-    def delete(self, *names: str) -> Any: ...
-    def pipeline(self, transaction: bool = True) -> Any: ...
-    def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any: ...
-    def execute_command(self, *args: Any, **options: Any) -> Any: ...
-    def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> Any: ...
 
 
 class SessionStore(Protocol):
@@ -97,39 +82,36 @@ def _backend_errors(action: str, key: str) -> Iterator[None]:
 
 
 class RedisStore:
-    """:class:`SessionStore` on a redis-py client; one string key per session."""
+    """:class:`SessionStore` over a command channel; one string key per session."""
 
-    def __init__(self, client: RedisClient, features: ServerFeatures) -> None:
-        self.client = client
+    def __init__(self, channel: CommandChannel, features: ServerFeatures) -> None:
+        self.channel = channel
         self.features = features
 
     def load(self, key: str, refresh_ttl: int | None) -> bytes | None:
         """GET the payload; with ``refresh_ttl`` slide the TTL in the same round trip."""
         with _backend_errors("load the session", key):
             if refresh_ttl is None:
-                return _as_bytes(self.client.get(key))
+                return _as_bytes(self.channel.execute("GET", key))
             if self.features.getex:
                 try:
-                    return _as_bytes(self.client.getex(key, ex=refresh_ttl))
+                    return _as_bytes(self.channel.execute("GETEX", key, "EX", refresh_ttl))
                 except ResponseError as exc:
                     if "unknown command" not in str(exc).lower():
                         raise
                     self.features.getex = False  # Redis < 6.2: pipeline from now on
-            pipe = self.client.pipeline(transaction=False)
-            pipe.get(key)
-            pipe.expire(key, refresh_ttl)
-            payload, _ = pipe.execute()
+            payload, _ = self.channel.execute_many((("GET", key), ("EXPIRE", key, refresh_ttl)))
             return _as_bytes(payload)
 
     def create(self, key: str, payload: bytes, ttl: int | None) -> bool:
         """SET NX: False if the id is taken (a collision: the caller picks another)."""
         with _backend_errors("create the session", key):
-            return bool(self.client.set(key, payload, ex=ttl, nx=True))
+            return bool(self.channel.execute("SET", key, payload, *_ex(ttl), "NX"))
 
     def overwrite(self, key: str, payload: bytes, ttl: int | None) -> bool:
         """SET XX: last writer wins, but a deleted session is never recreated."""
         with _backend_errors("save the session", key):
-            return bool(self.client.set(key, payload, ex=ttl, xx=True))
+            return bool(self.channel.execute("SET", key, payload, *_ex(ttl), "XX"))
 
     def compare_and_set(
         self, key: str, expected: bytes, payload: bytes, ttl: int | None
@@ -146,9 +128,9 @@ class RedisStore:
         args = (key, expected, payload, ttl or 0)
         with _backend_errors("save the session", key):
             try:
-                result = self.client.evalsha(CAS_SCRIPT_SHA, 1, *args)
+                result = self.channel.execute("EVALSHA", CAS_SCRIPT_SHA, 1, *args)
             except NoScriptError:  # script cache flushed or a new server: EVAL caches it
-                result = self.client.eval(CAS_SCRIPT, 1, *args)
+                result = self.channel.execute("EVAL", CAS_SCRIPT, 1, *args)
         if result == 1:
             return CasOutcome.WRITTEN, None
         if result == 0:
@@ -159,10 +141,9 @@ class RedisStore:
         self, key: str, expected: bytes, payload: bytes, ttl: int | None
     ) -> tuple[CasOutcome, bytes | None] | None:
         """The native compare-and-set; None if the server does not know ``IFEQ``."""
-        command = ("SET", key, payload, "IFEQ", expected, *(("EX", ttl) if ttl else ()))
         with _backend_errors("save the session", key):
             try:
-                written = self.client.execute_command(*command)
+                written = self.channel.execute("SET", key, payload, "IFEQ", expected, *_ex(ttl))
             except ResponseError as exc:
                 if "syntax" not in str(exc).lower():
                     raise
@@ -170,7 +151,7 @@ class RedisStore:
                 return None
             if written:
                 return CasOutcome.WRITTEN, None
-            current = _as_bytes(self.client.get(key))
+            current = _as_bytes(self.channel.execute("GET", key))
         if current is None:
             return CasOutcome.GONE, None
         return CasOutcome.CONFLICT, current
@@ -178,11 +159,15 @@ class RedisStore:
     def refresh(self, key: str, ttl: int) -> None:
         """EXPIRE: slides the TTL; a no-op on a missing key (never resurrects)."""
         with _backend_errors("refresh the session", key):
-            self.client.expire(key, ttl)
+            self.channel.execute("EXPIRE", key, ttl)
 
     def delete(self, key: str) -> None:
         with _backend_errors("delete the session", key):
-            self.client.delete(key)
+            self.channel.execute("DEL", key)
+
+
+def _ex(ttl: int | None) -> tuple[Any, ...]:
+    return ("EX", ttl) if ttl else ()
 
 
 def _as_bytes(value: Any) -> bytes | None:

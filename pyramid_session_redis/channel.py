@@ -1,0 +1,167 @@
+"""How commands reach Redis: one call per round trip, raw replies.
+
+:class:`DirectChannel` is the fast path for the client the factory builds itself: it
+keeps its own stack of redis-py ``Connection`` objects and talks to them directly.
+redis-py's pool spends more CPU per command than the whole round trip costs on
+loopback (a poll of the socket and observability bookkeeping at every checkout,
+measured in ``benchmarks/``); a session needs none of that, since a connection goes
+back to the stack only after its replies were read in full.
+
+:class:`ClientChannel` sends through a redis-py client's ``execute_command``: used for
+a user's ``redis_connection_pool`` or ``redis_client_callable`` (Sentinel, Cluster...),
+whose routing and pooling are theirs to keep.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from redis.connection import ConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+
+class MaxConnectionsError(RedisConnectionError):
+    """Every allowed connection is in use (``max_connections``)."""
+
+
+Command = Sequence[Any]
+
+
+class CommandChannel(Protocol):
+    """Sends commands; replies are redis-py's raw parsed replies (bytes, int, None...)."""
+
+    def execute(self, *args: Any) -> Any: ...
+
+    def execute_many(self, commands: Sequence[Command]) -> list[Any]:
+        """Several commands in one round trip (not a transaction)."""
+        ...
+
+
+class ClientChannel:
+    """Commands through a redis-py (or compatible) client."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def execute(self, *args: Any) -> Any:
+        return self.client.execute_command(*args)
+
+    def execute_many(self, commands: Sequence[Command]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(pipe.execute())
+
+
+class DirectChannel:
+    """Commands on connections of our own, made like ``pool``'s; thread-safe.
+
+    A connection is checked out for one round trip and pushed back only once its
+    replies were read in full; any failure in between closes it. When an idle
+    connection turns out to be dropped (server restart, idle timeout), the other idle
+    ones are closed too and the commands are sent once more on a new connection; a
+    new connection that fails, and any timeout, raise at once. At most
+    ``pool.max_connections`` connections are open at a time, as with redis-py.
+    """
+
+    def __init__(self, pool: Any) -> None:
+        self._connection_class = pool.connection_class
+        self._connection_kwargs = dict(pool.connection_kwargs)
+        self._encoding: str = self._connection_kwargs.get("encoding", "utf-8")
+        self._encoding_errors: str = self._connection_kwargs.get("encoding_errors", "strict")
+        self._max_connections: int = pool.max_connections
+        self._idle: deque[Any] = deque()  # append/pop are atomic: no lock needed
+        self._open = 0  # connections made and not discarded; counted under the lock
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    @staticmethod
+    def suits(pool: Any) -> bool:
+        """Whether ``pool`` is a plain redis-py pool this channel can stand in for."""
+        return (
+            type(pool) is ConnectionPool  # not a Sentinel or a blocking pool
+            and getattr(pool, "cache", None) is None  # no client-side caching
+            and isinstance(getattr(pool, "max_connections", None), int)
+        )
+
+    def execute(self, *args: Any) -> Any:
+        return self._round_trip((args,))[0]
+
+    def execute_many(self, commands: Sequence[Command]) -> list[Any]:
+        return self._round_trip(commands)
+
+    def _round_trip(self, commands: Sequence[Command]) -> list[Any]:
+        connection = self._idle_connection()
+        if connection is None:
+            return self._on_connection(self._new_connection(), commands)
+        try:
+            return self._on_connection(connection, commands)
+        except RedisConnectionError:
+            self._close_idle()
+            return self._on_connection(self._new_connection(), commands)
+
+    def _on_connection(self, connection: Any, commands: Sequence[Command]) -> list[Any]:
+        try:
+            connection.send_packed_command([b"".join(map(self._pack, commands))])
+            replies: list[Any] = []
+            error: ResponseError | None = None
+            for _ in commands:
+                try:
+                    replies.append(connection.read_response())
+                except ResponseError as exc:  # an error reply: the stream stays in step
+                    error = error or exc
+                    replies.append(exc)
+        except BaseException:
+            self._discard(connection)
+            raise
+        self._idle.append(connection)
+        if error is not None:
+            raise error
+        return replies
+
+    def _pack(self, command: Command) -> bytes:
+        """One command in RESP: arguments are bytes, str (in the client's encoding) or int."""
+        parts = [b"*%d\r\n" % len(command)]
+        for arg in command:
+            if isinstance(arg, str):
+                arg = arg.encode(self._encoding, self._encoding_errors)
+            elif type(arg) is int:
+                arg = b"%d" % arg
+            elif not isinstance(arg, bytes):
+                raise TypeError(f"cannot send a {type(arg).__name__} to Redis")
+            parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+        return b"".join(parts)
+
+    def _idle_connection(self) -> Any:
+        if self._pid != os.getpid():  # forked: the parent's sockets are not ours
+            with self._lock:
+                self._idle, self._open, self._pid = deque(), 0, os.getpid()
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return None
+
+    def _new_connection(self) -> Any:
+        with self._lock:
+            if self._open >= self._max_connections:
+                raise MaxConnectionsError("Too many connections")
+            self._open += 1
+        return self._connection_class(**self._connection_kwargs)
+
+    def _discard(self, connection: Any) -> None:
+        connection.disconnect()
+        with self._lock:
+            self._open -= 1
+
+    def _close_idle(self) -> None:
+        while True:
+            try:
+                connection = self._idle.pop()
+            except IndexError:
+                return
+            self._discard(connection)
