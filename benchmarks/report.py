@@ -62,7 +62,7 @@ def derive(aggregate: dict[str, Any], batches: Batches, e2e_batches: Batches) ->
         "stored_bytes": {
             seed: {
                 v: aggregate[v][workload]["stored_bytes"]
-                for v in ("ours", "ours_zlib", "ours_pickle", "legacy")
+                for v in ("ours", "ours_uncompressed", "ours_pickle", "legacy")
                 if v in aggregate
             }
             for seed, workload in BYTES_SEEDS
@@ -281,19 +281,19 @@ def _bytes_table(derived: dict[str, Any]) -> Table:
             [
                 seed,
                 _num(sizes.get("ours"), 0),
-                _num(sizes.get("ours_zlib"), 0),
+                _num(sizes.get("ours_uncompressed"), 0),
                 _num(sizes.get("ours_pickle"), 0),
                 _num(older, 0),
                 _x(_ratio(sizes.get("ours"), older)),
-                _x(_ratio(sizes.get("ours_zlib"), older)),
+                _x(_ratio(sizes.get("ours_uncompressed"), older)),
                 _x(_ratio(sizes.get("ours_pickle"), older)),
             ]
         )
     return Table(
         "Bytes stored per session (STRLEN of the key)",
         [
-            *("session", "ours (safe codec)", "ours (zlib >= 1 KB)", "ours (pickle)"),
-            *("1.8.1 (pickle)", "ours / 1.8.1", "ours zlib / 1.8.1", "ours pickle / 1.8.1"),
+            *("session", "ours (default)", "ours (uncompressed)", "ours (pickle)"),
+            *("1.8.1 (pickle)", "ours / 1.8.1", "uncompressed / 1.8.1", "ours pickle / 1.8.1"),
         ],
         rows,
         note="small: {user_id, csrf (64 hex), flash: [hi]}; large: ~200 keys, ~20 KB.",

@@ -88,7 +88,10 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("ours_overwrite", "ours overwrite", "redis", options={"persistence": "overwrite"}),
     Variant("ours_pickle", "ours pickle (migration)", "redis", serializer="pickle"),
     Variant(
-        "ours_zlib", "ours compress_threshold=1024", "redis", options={"compress_threshold": 1024}
+        "ours_uncompressed",
+        "ours compress_threshold=None",
+        "redis",
+        options={"compress_threshold": None},
     ),
     LEGACY,
     COOKIE,

@@ -77,14 +77,36 @@ class SessionRecord:
 
 
 class Codec(Protocol):
-    """Turns a :class:`SessionRecord` into the stored bytes and back."""
+    """Turns a :class:`SessionRecord` into the stored bytes and back.
+
+    In two steps: a record and its *plain* form (the serialized envelope) map one to
+    one; ``pack`` turns a plain form into what is stored (e.g. compressed) and
+    ``unpack`` back. Changes are detected on plain forms, so an unchanged session is
+    never compressed just to compare it.
+    """
 
     def encode(self, record: SessionRecord) -> bytes:
-        """The bytes to store for ``record``."""
+        """The bytes to store for ``record``: ``pack(encode_plain(record))``."""
         ...
 
     def decode(self, raw: bytes) -> SessionRecord:
         """The record stored as ``raw``; :class:`DecodeError` if it is malformed."""
+        ...
+
+    def encode_plain(self, record: SessionRecord) -> bytes:
+        """The plain form of ``record``; TypeError/ValueError if it cannot be stored."""
+        ...
+
+    def decode_plain(self, plain: bytes) -> SessionRecord:
+        """The record of a plain form; :class:`DecodeError` if it is malformed."""
+        ...
+
+    def pack(self, plain: bytes) -> bytes:
+        """The stored bytes for a plain form."""
+        ...
+
+    def unpack(self, raw: bytes) -> bytes:
+        """The plain form of stored bytes; :class:`DecodeError` if they are malformed."""
         ...
 
     def encode_value(self, value: Any) -> bytes:
@@ -213,6 +235,14 @@ class SafeCodec:
 
     def encode(self, record: SessionRecord) -> bytes:
         """The envelope described in the module docstring; TypeError/ValueError if invalid."""
+        return self.pack(self.encode_plain(record))
+
+    def decode(self, raw: bytes) -> SessionRecord:
+        """The record in ``raw``; :class:`DecodeError` for anything malformed."""
+        return self.decode_plain(self.unpack(raw))
+
+    def encode_plain(self, record: SessionRecord) -> bytes:
+        """The plain (marker 0x01) envelope of ``record``."""
         data, created, timeout, expires = (
             record.data,
             record.created,
@@ -224,16 +254,23 @@ class SafeCodec:
         if not _valid_times(created, timeout, expires):
             raise TypeError("SessionRecord.created must be an int, timeout/expires int or None")
         body = memoryview(serializer.dumps(data))[1:]  # drop the implied "{"
-        plain = _header(created, timeout, expires) + body
+        return _header(created, timeout, expires) + body
+
+    def pack(self, plain: bytes) -> bytes:
+        """``plain`` compressed when it reaches the threshold and that makes it smaller."""
         if self._threshold is None or len(plain) < self._threshold:
             return plain
         packed = _ZLIB + zlib.compress(memoryview(plain)[1:], 1)
         return packed if len(packed) < len(plain) else plain
 
-    def decode(self, raw: bytes) -> SessionRecord:
-        """The record in ``raw``; :class:`DecodeError` for anything malformed."""
+    def unpack(self, raw: bytes) -> bytes:
+        """A compressed payload inflated back to its plain envelope; others as they are."""
         if raw[:1] == _ZLIB:
-            raw = _PLAIN + _inflate(memoryview(raw)[1:])
+            return _PLAIN + _inflate(memoryview(raw)[1:])
+        return raw
+
+    def decode_plain(self, raw: bytes) -> SessionRecord:
+        """The record in a plain envelope; :class:`DecodeError` for anything malformed."""
         if raw[:1] != _PLAIN:
             raise _marker_error(raw)
         if len(raw) < 5:
@@ -319,6 +356,17 @@ class LegacyCodec:
         if record.timeout is not None:
             payload["t"] = record.timeout
         return _as_bytes(self._serialize(payload))
+
+    encode_plain = encode  # 1.x stored payloads as they are: no packing
+
+    def pack(self, plain: bytes) -> bytes:
+        return plain
+
+    def unpack(self, raw: bytes) -> bytes:
+        return raw
+
+    def decode_plain(self, raw: bytes) -> SessionRecord:
+        return self.decode(raw)
 
     def decode(self, raw: bytes) -> SessionRecord:
         """Deserialize and validate; any failure becomes :class:`DecodeError`."""

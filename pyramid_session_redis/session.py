@@ -112,7 +112,8 @@ class RedisSession:
             raw = self._store().load(self._factory.key(session_id), ttl)
             if raw is None:
                 return self._start_new(InvalidSession_NotInBackend(session_id))
-            record = self._factory.codec.decode(raw)
+            plain = self._factory.codec.unpack(raw)
+            record = self._factory.codec.decode_plain(plain)
         except (DecodeError, WrongTypeError) as exc:
             return self._undecodable(exc)
         except SessionBackendError as exc:
@@ -123,7 +124,7 @@ class RedisSession:
         if record.expires is not None and record.expires <= current and self._expiry_enforced:
             return self._start_new(InvalidSession_PayloadTimeout(session_id))
         self._normalize(record)
-        state = SessionState(record, raw)
+        state = SessionState(record, raw, plain)
         self._state, self._session_id, self._stored, self._new = state, session_id, True, False
         self._schedule_refresh(state, current)
         return state
@@ -242,7 +243,7 @@ class RedisSession:
 
     def _finish(self, state: SessionState) -> None:
         s = self._settings
-        payload = (
+        plain = (
             state.encode_if_changed(self._factory.codec, s.detect_changes) if self._stored else None
         )
         action = plan_write(
@@ -251,15 +252,15 @@ class RedisSession:
             has_data=bool(state.data),
             had_data=state.had_data,
             force_store=self._force_store,
-            dirty=payload is not None,
+            dirty=plain is not None,
             invalidate_empty=s.invalidate_empty_session,
             refresh_due=self._refresh_due or self._ttl_override is not None,
         )
         if action is Write.CREATE:
             self._create(state)
         elif action is Write.WRITE:
-            assert payload is not None
-            self._write(state, payload)
+            assert plain is not None
+            self._write(state, plain)
         elif action is Write.REFRESH:
             self.do_refresh()
         elif action is Write.DELETE:
@@ -279,7 +280,9 @@ class RedisSession:
         return self.timeout if self._settings.redis_ttl else None
 
     def _create(self, state: SessionState) -> None:
-        payload = self._factory.codec.encode(state.record)
+        codec = self._factory.codec
+        plain = codec.encode_plain(state.record)
+        payload = codec.pack(plain)
         for _ in range(CREATE_ATTEMPTS):
             key = self._factory.key(self._require_id())
             if self._store().create(key, payload, self._write_ttl()):
@@ -292,14 +295,16 @@ class RedisSession:
         else:
             raise SessionBackendError("could not find a free session id")
         self._stored, self._force_store, self._ttl_override = True, False, None
-        state.mark_persisted(payload)
+        state.mark_persisted(payload, plain)
 
-    def _write(self, state: SessionState, payload: bytes) -> None:
+    def _write(self, state: SessionState, plain: bytes) -> None:
+        """Store the plain form ``plain`` of the state's record (see ``Codec``)."""
         key = self._factory.key(self._require_id())
         store, codec, s = self._store(), self._factory.codec, self._settings
+        payload = codec.pack(plain)
         if s.persistence == "overwrite":
             if store.overwrite(key, payload, self._write_ttl()):
-                return self._written(state, payload)
+                return self._written(state, payload, plain)
             return self._gone(state)
         for attempt in range(s.cas_retries + 1):
             assert state.loaded is not None
@@ -310,7 +315,7 @@ class RedisSession:
             except WrongTypeError:  # replaced by a non-string value: not ours to keep
                 return self._gone(state)
             if outcome is CasOutcome.WRITTEN:
-                return self._written(state, payload)
+                return self._written(state, payload, plain)
             if outcome is CasOutcome.GONE or current is None:
                 return self._gone(state)
             try:
@@ -321,17 +326,19 @@ class RedisSession:
                     current = store.load(key, None)
                     if current is None:
                         return self._gone(state)
-                fresh = codec.decode(current)
+                fresh_plain = codec.unpack(current)
+                fresh = codec.decode_plain(fresh_plain)
             except (DecodeError, WrongTypeError):  # replaced by garbage: not ours to keep
                 return self._gone(state)
-            state.rebase(fresh, current, codec, s.detect_changes)
-            payload = codec.encode(state.record)
-            if payload == current:
-                return self._written(state, payload)
+            state.rebase(fresh, current, fresh_plain, codec, s.detect_changes)
+            plain = codec.encode_plain(state.record)
+            if plain == fresh_plain:  # our changes are in Redis already
+                return self._written(state, current, plain)
+            payload = codec.pack(plain)
         raise SessionWriteConflict(f"gave up after {s.cas_retries + 1} conflicting writes")
 
-    def _written(self, state: SessionState, payload: bytes) -> None:
-        state.mark_persisted(payload)
+    def _written(self, state: SessionState, payload: bytes, plain: bytes) -> None:
+        state.mark_persisted(payload, plain)
         self._ttl_override = None
         self._refresh_due = False
 
@@ -554,7 +561,7 @@ class RedisSession:
         if not self._stored:
             self._create(state)
         else:
-            self._write(state, self._factory.codec.encode(state.record))
+            self._write(state, self._factory.codec.encode_plain(state.record))
 
     def do_refresh(self, force_redis_ttl: int | None = None) -> None:
         """Slide the TTL in Redis now (``force_redis_ttl`` seconds if given)."""

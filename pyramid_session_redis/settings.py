@@ -72,7 +72,7 @@ class SessionSettings:
     persistence: str = "cas"
     cas_retries: int = 30
     degraded_mode: bool = False
-    compress_threshold: int | None = None
+    compress_threshold: int | None = 1024
 
     # -- derived modes (properties: computed from the fields, never stored) --
     @property

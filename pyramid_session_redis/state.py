@@ -28,15 +28,20 @@ class SessionState:
         "had_data",
         "increments",
         "loaded",
+        "loaded_plain",
         "meta_changed",
         "record",
         "written",
     )
 
-    def __init__(self, record: SessionRecord, loaded: bytes | None = None) -> None:
+    def __init__(
+        self, record: SessionRecord, loaded: bytes | None = None, plain: bytes | None = None
+    ) -> None:
         self.record = record
         self.data: dict[str, Any] = record.data
         self.loaded = loaded  # the exact bytes read from Redis; None for a new session
+        # Their plain form (see Codec): what a re-encoded record is compared with.
+        self.loaded_plain = loaded if plain is None else plain
         self.had_data = bool(record.data)
         self.written: set[str] = set()
         self.deleted: set[str] = set()
@@ -93,19 +98,19 @@ class SessionState:
         )
 
     def encode_if_changed(self, codec: Codec, detect_changes: bool) -> bytes | None:
-        """The new payload if it differs from what was loaded, else None.
+        """The new plain form if it differs from what was loaded, else None.
 
         Serializes only when the request wrote, or handed out a mutable value
         (with ``detect_changes``); a read-only request costs no serialization.
         """
         if not (self.touched or (detect_changes and self.exposed)):
             return None
-        payload = codec.encode(self.record)
-        return None if payload == self.loaded else payload
+        plain = codec.encode_plain(self.record)
+        return None if plain == self.loaded_plain else plain
 
-    def mark_persisted(self, payload: bytes) -> None:
-        """The payload is now stored: it becomes the new baseline."""
-        self.loaded = payload
+    def mark_persisted(self, payload: bytes, plain: bytes) -> None:
+        """``payload`` (packed from ``plain``) is now stored: it becomes the new baseline."""
+        self.loaded, self.loaded_plain = payload, plain
         self.had_data = bool(self.data)
         for log in (self.written, self.deleted, self.exposed, self.increments):
             log.clear()
@@ -120,7 +125,8 @@ class SessionState:
             return changed
         if not detect_changes:  # cannot compare: anything handed out counts
             return changed | (candidates if self.forced else set())
-        original = codec.decode(self.loaded).data if self.loaded is not None else {}
+        plain = self.loaded_plain
+        original = codec.decode_plain(plain).data if plain is not None else {}
         for key in candidates:
             before = original.get(key, _MISSING)
             after = self.data.get(key, _MISSING)
@@ -132,8 +138,10 @@ class SessionState:
                 changed.add(key)
         return changed
 
-    def rebase(self, fresh: SessionRecord, raw: bytes, codec: Codec, detect_changes: bool) -> None:
-        """Replay this request's changes onto ``fresh`` (the copy now in Redis)."""
+    def rebase(
+        self, fresh: SessionRecord, raw: bytes, plain: bytes, codec: Codec, detect_changes: bool
+    ) -> None:
+        """Replay this request's changes onto ``fresh`` (the copy now in Redis, ``raw``)."""
         changed = self.changed_keys(codec, detect_changes)
         merged = dict(fresh.data)
         for key in changed:
@@ -147,6 +155,6 @@ class SessionState:
             self.record.timeout, self.record.expires = fresh.timeout, fresh.expires
         self.record.created = fresh.created
         self.record.data = self.data = merged
-        self.loaded = raw
+        self.loaded, self.loaded_plain = raw, plain
         self.written = changed & set(merged)
         self.exposed.clear()

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, Protocol
 
 from redis.exceptions import NoScriptError, RedisError, ResponseError
@@ -69,15 +67,28 @@ class ServerFeatures:
         self.set_ifeq = True
 
 
-@contextmanager
-def _backend_errors(action: str, key: str) -> Iterator[None]:
-    try:
-        yield
-    except ResponseError as exc:
-        if str(exc).startswith("WRONGTYPE"):
-            raise WrongTypeError(f"{action}: the key holds a non-string value") from exc
-        raise SessionBackendError(f"Redis refused to {action}: {exc}", exc) from exc
-    except RedisError as exc:
+class _backend_errors:
+    """``with _backend_errors(action):`` turns redis-py errors into ours.
+
+    A class rather than a ``@contextmanager`` generator: it is on every command's path.
+    """
+
+    __slots__ = ("action",)
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: Any) -> None:
+        if exc is None or not isinstance(exc, RedisError):
+            return
+        action = self.action
+        if isinstance(exc, ResponseError):
+            if str(exc).startswith("WRONGTYPE"):
+                raise WrongTypeError(f"{action}: the key holds a non-string value") from exc
+            raise SessionBackendError(f"Redis refused to {action}: {exc}", exc) from exc
         raise SessionBackendError(f"Redis unavailable ({action}): {exc}", exc) from exc
 
 
@@ -90,7 +101,7 @@ class RedisStore:
 
     def load(self, key: str, refresh_ttl: int | None) -> bytes | None:
         """GET the payload; with ``refresh_ttl`` slide the TTL in the same round trip."""
-        with _backend_errors("load the session", key):
+        with _backend_errors("load the session"):
             if refresh_ttl is None:
                 return _as_bytes(self.channel.execute("GET", key))
             if self.features.getex:
@@ -105,12 +116,12 @@ class RedisStore:
 
     def create(self, key: str, payload: bytes, ttl: int | None) -> bool:
         """SET NX: False if the id is taken (a collision: the caller picks another)."""
-        with _backend_errors("create the session", key):
+        with _backend_errors("create the session"):
             return bool(self.channel.execute("SET", key, payload, *_ex(ttl), "NX"))
 
     def overwrite(self, key: str, payload: bytes, ttl: int | None) -> bool:
         """SET XX: last writer wins, but a deleted session is never recreated."""
-        with _backend_errors("save the session", key):
+        with _backend_errors("save the session"):
             return bool(self.channel.execute("SET", key, payload, *_ex(ttl), "XX"))
 
     def compare_and_set(
@@ -126,7 +137,7 @@ class RedisStore:
             if outcome is not None:
                 return outcome
         args = (key, expected, payload, ttl or 0)
-        with _backend_errors("save the session", key):
+        with _backend_errors("save the session"):
             try:
                 result = self.channel.execute("EVALSHA", CAS_SCRIPT_SHA, 1, *args)
             except NoScriptError:  # script cache flushed or a new server: EVAL caches it
@@ -141,7 +152,7 @@ class RedisStore:
         self, key: str, expected: bytes, payload: bytes, ttl: int | None
     ) -> tuple[CasOutcome, bytes | None] | None:
         """The native compare-and-set; None if the server does not know ``IFEQ``."""
-        with _backend_errors("save the session", key):
+        with _backend_errors("save the session"):
             try:
                 written = self.channel.execute("SET", key, payload, "IFEQ", expected, *_ex(ttl))
             except ResponseError as exc:
@@ -158,11 +169,11 @@ class RedisStore:
 
     def refresh(self, key: str, ttl: int) -> None:
         """EXPIRE: slides the TTL; a no-op on a missing key (never resurrects)."""
-        with _backend_errors("refresh the session", key):
+        with _backend_errors("refresh the session"):
             self.channel.execute("EXPIRE", key, ttl)
 
     def delete(self, key: str) -> None:
-        with _backend_errors("delete the session", key):
+        with _backend_errors("delete the session"):
             self.channel.execute("DEL", key)
 
 

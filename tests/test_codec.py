@@ -23,6 +23,7 @@ from pyramid_session_redis.codec import (
     SafeCodec,
     SessionRecord,
 )
+from pyramid_session_redis.state import SessionState
 
 CREATED = 1795325693
 CSRF = "3f8a2c61d0b94e7a95c2e4f17b8d06a3c5e9f1247ab8d3e06c91f5a27d4b8e10"
@@ -402,3 +403,45 @@ def test_every_truncation_of_a_compressed_payload_is_a_decode_error() -> None:
     for end in range(len(packed)):
         with pytest.raises(DecodeError):
             SafeCodec().decode(packed[:end])
+
+
+class CountingPacks(SafeCodec):
+    """The real codec, counting how often it packs (compresses) a plain form."""
+
+    __slots__ = ("packs",)
+
+    def __init__(self) -> None:
+        super().__init__(compress_threshold=1024)
+        self.packs = 0
+
+    def pack(self, plain: bytes) -> bytes:
+        self.packs += 1
+        return super().pack(plain)
+
+
+def test_plain_and_packed_forms_map_one_to_one() -> None:
+    codec = SafeCodec(compress_threshold=1024)
+    record = SessionRecord(twenty_kb_session(3, 10), CREATED, 1200, None)
+    plain = codec.encode_plain(record)
+    packed = codec.pack(plain)
+    assert plain[0] == PLAIN_MARKER and packed[0] == ZLIB_MARKER
+    assert codec.unpack(packed) == plain and codec.unpack(plain) == plain
+    assert codec.decode_plain(plain) == record == codec.decode(packed)
+    assert codec.encode(record) == packed
+
+
+def test_an_unchanged_compressed_session_is_compared_without_compressing() -> None:
+    codec = CountingPacks()
+    record = SessionRecord(twenty_kb_session(3, 10), CREATED, 1200, None)
+    stored = codec.encode(record)
+    codec.packs = 0
+    plain = codec.unpack(stored)
+    state = SessionState(codec.decode_plain(plain), stored, plain)
+    key = next(iter(state.data))
+    state.expose(key, [state.data[key]])  # a mutable value handed out: must be compared
+    state.forced = True
+    assert state.encode_if_changed(codec, detect_changes=True) is None
+    state.assign("new", 1)
+    changed = state.encode_if_changed(codec, detect_changes=True)
+    assert changed is not None and codec.decode_plain(changed).data["new"] == 1
+    assert codec.packs == 0  # packing waits until a write is actually sent

@@ -311,19 +311,33 @@ def test_refresh_never_resurrects_a_deleted_session(
     assert redis_client.exists(session_id) == 0
 
 
-def test_large_sessions_are_stored_compressed_above_the_threshold(
+def test_large_sessions_are_stored_compressed_by_default(
     redis_url: str, redis_client: redis.Redis
 ) -> None:
-    from pyramid_session_redis.settings import parse_ini_settings
-
-    options = parse_ini_settings({"redis.sessions.compress_threshold": "1024"})
-    app = make_app(redis_url, **options)
+    app = make_app(redis_url)
     big = [f"item number {i}" for i in range(500)]
     session_id = start_session(app, big=big, small=1)
     stored = redis_client.get(session_id)
     assert stored[0] == 0x02 and len(stored) < len(json.dumps(big)) / 2
     assert app.get("/read", {"key": "big"}).json == big
-    # a factory without the option still reads it
-    other = make_app(redis_url)
-    other.set_cookie("session", app.cookies["session"])
-    assert other.get("/read", {"key": "small"}).json == 1
+    small_id = start_session(make_app(redis_url), a=1)
+    assert redis_client.get(small_id)[0] == 0x01  # under 1 KB: plain
+
+
+@pytest.mark.parametrize("setting", ["none", "1000000"])
+def test_compression_can_be_turned_off_and_compressed_sessions_stay_readable(
+    redis_url: str, redis_client: redis.Redis, setting: str
+) -> None:
+    from pyramid_session_redis.settings import parse_ini_settings
+
+    compressing = make_app(redis_url)
+    big = [f"item number {i}" for i in range(500)]
+    start_session(compressing, big=big, small=1)
+    options = parse_ini_settings({"redis.sessions.compress_threshold": setting})
+    plain = make_app(redis_url, **options)
+    plain.set_cookie("session", compressing.cookies["session"])
+    assert plain.get("/read", {"key": "big"}).json == big
+    plain.get("/set", {"key": "small", "value": "2"})  # rewritten plain
+    session_id = plain.get("/session_id").json
+    assert redis_client.get(session_id)[0] == 0x01
+    assert compressing.get("/read", {"key": "small"}).json == 2
