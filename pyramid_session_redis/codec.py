@@ -15,7 +15,8 @@ and ``2*zz(d) + 2`` when not. A fresh session with a 20-minute timeout thus spen
 on each field.
 
 Marker 0x02 is the same envelope zlib-compressed: ``0x02`` then ``zlib(bytes 1..end of
-the plain envelope)``. Values 0x03-0x1F are reserved for other compressions. A marker can
+the plain envelope)``; marker 0x03 the same with one Zstandard frame that records its
+content size. Values 0x04-0x1F are reserved for other compressions. A marker can
 never be 0x80 (pickle protocol 2+), ``{`` or ``[`` (JSON text), so a reader can tell
 those formats apart by the first byte.
 
@@ -31,11 +32,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+import zstandard
+
 from . import serializer
 
 __all__ = [
     "PLAIN_MARKER",
     "ZLIB_MARKER",
+    "ZSTD_MARKER",
     "Codec",
     "DecodeError",
     "LegacyCodec",
@@ -47,7 +51,10 @@ PLAIN_MARKER: Final = 0x01
 _PLAIN = bytes((PLAIN_MARKER,))
 ZLIB_MARKER: Final = 0x02
 _ZLIB = bytes((ZLIB_MARKER,))
-_RESERVED_MARKERS = range(0x03, 0x20)
+ZSTD_MARKER: Final = 0x03
+_ZSTD = bytes((ZSTD_MARKER,))
+_RESERVED_MARKERS = range(0x04, 0x20)
+COMPRESSIONS = ("zstd", "zlib")
 # A compressed payload may not inflate beyond this (a decompression bomb is corruption).
 MAX_INFLATED = 16 * 1024 * 1024
 _FOREIGN_MARKERS = {0x80: "a pickle", ord("{"): "JSON", ord("["): "JSON"}
@@ -219,19 +226,46 @@ def _inflate(packed: memoryview) -> bytes:
     return out
 
 
+def _zlib(plain: memoryview) -> bytes:
+    return zlib.compress(plain, 1)
+
+
+def _unzstd(packed: memoryview) -> bytes:
+    try:
+        size = zstandard.frame_content_size(packed)
+        if not 0 <= size <= MAX_INFLATED:
+            raise DecodeError("compressed payload is oversized or does not record its size")
+        inflater = zstandard.ZstdDecompressor().decompressobj()
+        out: bytes = inflater.decompress(packed)
+    except zstandard.ZstdError as exc:
+        raise DecodeError(f"corrupt compressed payload: {exc}") from exc
+    if not inflater.eof or inflater.unused_data or len(out) != size:
+        raise DecodeError("compressed payload is truncated or has trailing bytes")
+    return out
+
+
+def _zstd(plain: memoryview) -> bytes:
+    # A compressor per call: instances are not thread-safe, and creating one is cheap.
+    packed: bytes = zstandard.ZstdCompressor(level=1, write_content_size=True).compress(plain)
+    return packed
+
+
 class SafeCodec:
     """The default codec: a marker byte, a binary header, then the safe JSON serializer.
 
     With ``compress_threshold``, an envelope of at least that many bytes is stored
-    zlib-compressed (marker 0x02, then the compressed rest of the plain envelope) when
-    that is smaller. Decoding reads both forms whatever the threshold, so the setting can
-    change at any time.
+    compressed (``compression``: "zstd", marker 0x03, or "zlib", marker 0x02, then the
+    compressed rest of the plain envelope) when that is smaller. Decoding reads every
+    form whatever the settings, so they can change at any time.
     """
 
-    __slots__ = ("_threshold",)
+    __slots__ = ("_compress", "_marker", "_threshold")
 
-    def __init__(self, compress_threshold: int | None = None) -> None:
+    def __init__(self, compress_threshold: int | None = None, compression: str = "zstd") -> None:
+        if compression not in COMPRESSIONS:
+            raise ValueError(f"compression must be one of {COMPRESSIONS}, not {compression!r}")
         self._threshold = compress_threshold
+        self._marker, self._compress = (_ZSTD, _zstd) if compression == "zstd" else (_ZLIB, _zlib)
 
     def encode(self, record: SessionRecord) -> bytes:
         """The envelope described in the module docstring; TypeError/ValueError if invalid."""
@@ -260,12 +294,15 @@ class SafeCodec:
         """``plain`` compressed when it reaches the threshold and that makes it smaller."""
         if self._threshold is None or len(plain) < self._threshold:
             return plain
-        packed = _ZLIB + zlib.compress(memoryview(plain)[1:], 1)
+        packed = self._marker + self._compress(memoryview(plain)[1:])
         return packed if len(packed) < len(plain) else plain
 
     def unpack(self, raw: bytes) -> bytes:
         """A compressed payload inflated back to its plain envelope; others as they are."""
-        if raw[:1] == _ZLIB:
+        marker = raw[:1]
+        if marker == _ZSTD:
+            return _PLAIN + _unzstd(memoryview(raw)[1:])
+        if marker == _ZLIB:
             return _PLAIN + _inflate(memoryview(raw)[1:])
         return raw
 

@@ -61,7 +61,7 @@ def make_codec(settings: SessionSettings) -> Codec:
     if settings.legacy_layout:
         assert settings.serialize is not None and settings.deserialize is not None
         return LegacyCodec(settings.serialize, settings.deserialize)
-    return SafeCodec(settings.compress_threshold)
+    return SafeCodec(settings.compress_threshold, settings.compression)
 
 
 def RedisSessionFactory(secret: str | bytes | None = None, **options: Any) -> SessionFactory:

@@ -15,6 +15,7 @@ from typing import Any
 
 from pyramid.path import DottedNameResolver
 
+from .codec import COMPRESSIONS
 from .exceptions import ConfigurationError
 
 INI_PREFIX = "redis.sessions."
@@ -73,6 +74,7 @@ class SessionSettings:
     cas_retries: int = 30
     degraded_mode: bool = False
     compress_threshold: int | None = 1024
+    compression: str = "zstd"
 
     # -- derived modes (properties: computed from the fields, never stored) --
     @property
@@ -206,6 +208,8 @@ def _validate(s: SessionSettings) -> None:
         not isinstance(s.compress_threshold, int) or s.compress_threshold < 0
     ):
         _fail("`compress_threshold` must be a number of bytes >= 0, or None", "compress_threshold")
+    if s.compression not in COMPRESSIONS:
+        _fail(f"`compression` must be one of {', '.join(COMPRESSIONS)}", "compression")
     if not isinstance(s.cas_retries, int) or s.cas_retries < 0:
         _fail("`cas_retries` must be a whole number >= 0", "cas_retries")
 
@@ -299,6 +303,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "cas_retries": _INT,
     "degraded_mode": _BOOL,
     "compress_threshold": _INT,
+    "compression": _STR,
 }
 _DOTTED = (*_CALLABLES, "cookie_signer", "redis_connection_pool")
 

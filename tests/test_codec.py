@@ -11,12 +11,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+import zstandard
 
 from pyramid_session_redis import serializer
 from pyramid_session_redis.codec import (
     MAX_INFLATED,
     PLAIN_MARKER,
     ZLIB_MARKER,
+    ZSTD_MARKER,
     Codec,
     DecodeError,
     LegacyCodec,
@@ -214,7 +216,7 @@ def test_safe_decode_names_foreign_formats() -> None:
     with pytest.raises(DecodeError, match="JSON"):
         SafeCodec().decode(b"{}")
     with pytest.raises(DecodeError, match="reserved"):
-        SafeCodec().decode(b"\x03abc")
+        SafeCodec().decode(b"\x04abc")
 
 
 # --- sizes ---------------------------------------------------------------------------------
@@ -356,23 +358,37 @@ def test_codecs_satisfy_the_protocol() -> None:
 # --- SafeCodec compression -------------------------------------------------------------------
 
 
-def test_compression_above_the_threshold_is_smaller_and_readable_everywhere() -> None:
+@pytest.mark.parametrize(("compression", "marker"), [("zstd", ZSTD_MARKER), ("zlib", ZLIB_MARKER)])
+def test_compression_above_the_threshold_is_smaller_and_readable_everywhere(
+    compression: str, marker: int
+) -> None:
     record = SessionRecord(twenty_kb_session(3, 10), CREATED, 1200, None)
     plain = SafeCodec().encode(record)
-    packed = SafeCodec(compress_threshold=1024).encode(record)
-    assert plain[0] == PLAIN_MARKER and packed[0] == ZLIB_MARKER
+    packed = SafeCodec(1024, compression).encode(record)
+    assert plain[0] == PLAIN_MARKER and packed[0] == marker
     assert len(packed) < len(plain) * 0.8
-    # Readable whatever the reader's own threshold: the setting can change at any time.
-    for reader in (SafeCodec(), SafeCodec(compress_threshold=1024), SafeCodec(10**9)):
+    # Readable whatever the reader's own settings: they can change at any time.
+    readers = [SafeCodec(), SafeCodec(1024, "zlib"), SafeCodec(1024, "zstd"), SafeCodec(10**9)]
+    for reader in readers:
         assert reader.decode(packed) == record
         assert reader.decode(plain) == record
 
 
-def test_small_or_incompressible_payloads_stay_plain() -> None:
+def test_an_unknown_compression_is_refused() -> None:
+    with pytest.raises(ValueError, match="compression"):
+        SafeCodec(1024, "lz4")
+
+
+@pytest.mark.parametrize("compression", ["zstd", "zlib"])
+def test_small_or_incompressible_payloads_stay_plain(compression: str) -> None:
     small = SessionRecord(SMALL, CREATED, 1200, None)
-    assert SafeCodec(compress_threshold=1024).encode(small)[0] == PLAIN_MARKER
-    tiny = SessionRecord({"a": 1}, CREATED)  # zlib's own framing would make it bigger
-    assert SafeCodec(compress_threshold=0).encode(tiny)[0] == PLAIN_MARKER
+    assert SafeCodec(1024, compression).encode(small)[0] == PLAIN_MARKER
+    tiny = SessionRecord({"a": 1}, CREATED)  # the compressor's framing would make it bigger
+    assert SafeCodec(0, compression).encode(tiny)[0] == PLAIN_MARKER
+
+
+def _zstd(data: bytes, **options: Any) -> bytes:
+    return zstandard.ZstdCompressor(level=1, **options).compress(data)
 
 
 @pytest.mark.parametrize(
@@ -383,11 +399,25 @@ def test_small_or_incompressible_payloads_stay_plain() -> None:
         b"\x02" + zlib.compress(b"{}")[:-3],  # truncated stream
         b"\x02" + zlib.compress(b"\x00" * 10) + b"trailing",
         b"\x02" + zlib.compress(b"\x00\x00\x00\x00\x00\x00{}"),  # inflates to garbage
+        b"\x03",
+        b"\x03not zstd at all",
+        b"\x03" + _zstd(b"\x00" * 100)[:-3],  # truncated frame
+        b"\x03" + _zstd(b"\x00" * 100) + b"trailing",
+        b"\x03" + _zstd(b"\x00" * 100) * 2,  # two frames
+        b"\x03" + _zstd(b"\x00" * 100, write_content_size=False),  # size not recorded
+        b"\x03" + _zstd(b"\x00\x00\x00\x00\x00\x00{}"),  # inflates to garbage
     ],
 )
 def test_corrupt_compressed_payloads_are_decode_errors(raw: bytes) -> None:
     with pytest.raises(DecodeError):
         SafeCodec().decode(raw)
+
+
+def test_zstd_decompression_bomb_is_refused() -> None:
+    bomb = b"\x03" + _zstd(b"\x00" * (MAX_INFLATED + 1))
+    assert len(bomb) < 100_000
+    with pytest.raises(DecodeError, match="oversized"):
+        SafeCodec().decode(bomb)
 
 
 def test_decompression_bomb_is_refused() -> None:
@@ -397,9 +427,12 @@ def test_decompression_bomb_is_refused() -> None:
         SafeCodec().decode(bomb)
 
 
-def test_every_truncation_of_a_compressed_payload_is_a_decode_error() -> None:
-    packed = SafeCodec(compress_threshold=0).encode(SessionRecord(RICH, CREATED, 1200, None))
-    assert packed[0] == ZLIB_MARKER
+@pytest.mark.parametrize(("compression", "marker"), [("zstd", ZSTD_MARKER), ("zlib", ZLIB_MARKER)])
+def test_every_truncation_of_a_compressed_payload_is_a_decode_error(
+    compression: str, marker: int
+) -> None:
+    packed = SafeCodec(0, compression).encode(SessionRecord(RICH, CREATED, 1200, None))
+    assert packed[0] == marker
     for end in range(len(packed)):
         with pytest.raises(DecodeError):
             SafeCodec().decode(packed[:end])
@@ -424,7 +457,7 @@ def test_plain_and_packed_forms_map_one_to_one() -> None:
     record = SessionRecord(twenty_kb_session(3, 10), CREATED, 1200, None)
     plain = codec.encode_plain(record)
     packed = codec.pack(plain)
-    assert plain[0] == PLAIN_MARKER and packed[0] == ZLIB_MARKER
+    assert plain[0] == PLAIN_MARKER and packed[0] == ZSTD_MARKER
     assert codec.unpack(packed) == plain and codec.unpack(plain) == plain
     assert codec.decode_plain(plain) == record == codec.decode(packed)
     assert codec.encode(record) == packed

@@ -318,7 +318,7 @@ def test_large_sessions_are_stored_compressed_by_default(
     big = [f"item number {i}" for i in range(500)]
     session_id = start_session(app, big=big, small=1)
     stored = redis_client.get(session_id)
-    assert stored[0] == 0x02 and len(stored) < len(json.dumps(big)) / 2
+    assert stored[0] == 0x03 and len(stored) < len(json.dumps(big)) / 2
     assert app.get("/read", {"key": "big"}).json == big
     small_id = start_session(make_app(redis_url), a=1)
     assert redis_client.get(small_id)[0] == 0x01  # under 1 KB: plain

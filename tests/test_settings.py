@@ -53,6 +53,8 @@ def test_defaults_match_version_1_8() -> None:
         ({"timeout": "1200"}, "timeout"),
         ({"id_generator": "not callable"}, "id_generator"),
         ({"persistence": "yolo"}, "persistence"),
+        ({"compression": "lz4"}, "compression"),
+        ({"compress_threshold": -1}, "compress_threshold"),
         ({"no_such_option": 1}, "no_such_option"),
         ({"cookie_signer": object()}, "cookie_signer"),
     ],
@@ -174,6 +176,17 @@ def test_ini_prefix_goes_on_generated_ids() -> None:
     )
     session_id = factory.new_id()
     assert session_id.startswith("shop:") and len(session_id) == len("shop:") + 64
+
+
+@pytest.mark.parametrize(
+    ("ini", "threshold", "compression"),
+    [({}, 1024, "zstd"), ({"compress_threshold": "none", "compression": "zlib"}, None, "zlib")],
+)
+def test_compression_from_ini(ini: dict[str, str], threshold: int | None, compression: str) -> None:
+    settings = {f"redis.sessions.{k}": v for k, v in ini.items()}
+    factory = session_factory_from_settings({"redis.sessions.secret": "s", **settings})
+    assert factory.settings.compress_threshold == threshold
+    assert factory.settings.compression == compression
 
 
 @pytest.mark.parametrize("mode", ["cas", "overwrite"])
