@@ -15,6 +15,7 @@ whose routing and pooling are theirs to keep.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -22,7 +23,10 @@ from typing import Any, Protocol
 
 from redis.connection import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .resp import ProtocolError, ReplyReader, pack
 
 
 class MaxConnectionsError(RedisConnectionError):
@@ -107,35 +111,25 @@ class DirectChannel:
 
     def _on_connection(self, connection: Any, commands: Sequence[Command]) -> list[Any]:
         try:
-            connection.send_packed_command([b"".join(map(self._pack, commands))])
-            replies: list[Any] = []
-            error: ResponseError | None = None
-            for _ in commands:
-                try:
-                    replies.append(connection.read_response())
-                except ResponseError as exc:  # an error reply: the stream stays in step
-                    error = error or exc
-                    replies.append(exc)
+            sock = _socket_of(connection)
+            try:
+                sock.sendall(pack(commands, self._encoding, self._encoding_errors))
+            except TimeoutError as exc:
+                raise RedisTimeoutError("Timeout writing to Redis") from exc
+            except OSError as exc:
+                raise RedisConnectionError(f"Error writing to Redis: {exc}") from exc
+            reader = ReplyReader(sock)
+            replies = [reader.read() for _ in commands]
+            if reader.pending:
+                raise ProtocolError("more data than the replies to the commands sent")
         except BaseException:
             self._discard(connection)
             raise
         self._idle.append(connection)
-        if error is not None:
-            raise error
+        for reply in replies:
+            if isinstance(reply, RedisError):  # an error reply: raised once all were read
+                raise reply
         return replies
-
-    def _pack(self, command: Command) -> bytes:
-        """One command in RESP: arguments are bytes, str (in the client's encoding) or int."""
-        parts = [b"*%d\r\n" % len(command)]
-        for arg in command:
-            if isinstance(arg, str):
-                arg = arg.encode(self._encoding, self._encoding_errors)
-            elif type(arg) is int:
-                arg = b"%d" % arg
-            elif not isinstance(arg, bytes):
-                raise TypeError(f"cannot send a {type(arg).__name__} to Redis")
-            parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
-        return b"".join(parts)
 
     def _idle_connection(self) -> Any:
         if self._pid != os.getpid():  # forked: the parent's sockets are not ours
@@ -165,3 +159,14 @@ class DirectChannel:
             except IndexError:
                 return
             self._discard(connection)
+
+
+def _socket_of(connection: Any) -> socket.socket:
+    """The connected socket of a redis-py connection (connecting it, with its handshake)."""
+    sock: socket.socket | None = connection._sock
+    if sock is None:
+        connection.connect()
+        sock = connection._sock
+        if sock is None:
+            raise RedisConnectionError("the connection has no socket")
+    return sock
