@@ -10,7 +10,9 @@ import pytest
 import redis
 import webtest
 
-from tests.app import make_app
+from pyramid_session_redis import RedisSessionFactory
+from pyramid_session_redis.codec import SafeCodec, SessionRecord
+from tests.app import build_wsgi_app, make_app
 from tests.redis_stats import CommandCounter
 
 
@@ -199,3 +201,36 @@ def test_lru_mode_read_is_a_get_plus_one_write_of_the_new_expiry(
     assert app.get("/read", {"key": "a"}).json == 1
     assert commands.counts() == {"get": 1, "set": 1}
     assert redis_client.ttl(session_id) == -1
+
+
+class CountingEncodes(SafeCodec):
+    """The default codec, counting how often a session is serialized."""
+
+    __slots__ = ("encodes",)
+
+    def __init__(self) -> None:
+        super().__init__(compress_threshold=1024)
+        self.encodes = 0
+
+    def encode_plain(self, record: SessionRecord) -> bytes:
+        self.encodes += 1
+        return super().encode_plain(record)
+
+
+def test_read_only_requests_serialize_nothing_unless_handed_a_mutable_value(
+    redis_url: str, commands: CommandCounter
+) -> None:
+    factory = RedisSessionFactory("secret", redis_url=redis_url)
+    codec = factory.codec = CountingEncodes()
+    app = webtest.TestApp(build_wsgi_app(factory))
+    start_session(app, n=1, items=[1, 2])
+
+    codec.encodes = 0
+    for _ in range(5):
+        assert app.get("/read", {"key": "n"}).json == 1  # an int: nothing to compare
+    assert codec.encodes == 0
+    # A list handed out may be mutated in place: compared once at the end, not written.
+    commands.reset()
+    assert app.get("/read", {"key": "items"}).json == [1, 2]
+    assert codec.encodes == 1
+    assert commands.counts() == {"getex": 1}
