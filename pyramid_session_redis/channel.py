@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from redis.connection import ConnectionPool
+from redis.connection import Connection, ConnectionPool, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -86,9 +86,14 @@ class DirectChannel:
 
     @staticmethod
     def suits(pool: Any) -> bool:
-        """Whether ``pool`` is a plain redis-py pool this channel can stand in for."""
+        """Whether ``pool`` is a plain redis-py pool this channel can stand in for.
+
+        TCP and unix sockets only: TLS connections stay with redis-py until the test
+        suite can run a TLS server everywhere it runs.
+        """
         return (
             type(pool) is ConnectionPool  # not a Sentinel or a blocking pool
+            and pool.connection_class in (Connection, UnixDomainSocketConnection)
             and getattr(pool, "cache", None) is None  # no client-side caching
             and isinstance(getattr(pool, "max_connections", None), int)
         )

@@ -151,6 +151,13 @@ class RedisServerProcess:
         return f"redis://{HOST}:{self.port}/0"
 
     @property
+    def unix_socket(self) -> str:
+        """The path of the server's unix socket (pytest-redis's executor opens one)."""
+        if self._executor is None:
+            raise RuntimeError("server was never started")
+        return str(self._executor.unixsocket)
+
+    @property
     def pid(self) -> int | None:
         process = self._executor.process if self._executor is not None else None
         return process.pid if process is not None else None

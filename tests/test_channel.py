@@ -20,7 +20,7 @@ import webtest
 from pyramid_session_redis import RedisSessionFactory
 from pyramid_session_redis.channel import ClientChannel, DirectChannel, MaxConnectionsError
 from tests.app import SECRET, build_wsgi_app
-from tests.servers import ServerFactory
+from tests.servers import RedisServerProcess, ServerFactory
 
 
 def direct(url: str, **options: Any) -> DirectChannel:
@@ -66,7 +66,34 @@ def test_a_user_pool_is_used_as_given(redis_url: str, redis_client: redis.Redis)
 
 def test_pools_with_their_own_behaviour_are_not_replaced(redis_url: str) -> None:
     assert not DirectChannel.suits(redis.BlockingConnectionPool.from_url(redis_url))
+    assert not DirectChannel.suits(redis.ConnectionPool.from_url("rediss://127.0.0.1:1/0"))
     assert DirectChannel.suits(redis.ConnectionPool.from_url(redis_url))
+    assert DirectChannel.suits(redis.ConnectionPool.from_url("unix:///tmp/redis.sock"))
+
+
+@pytest.mark.parametrize("how", ["url", "option"])
+def test_sessions_over_a_unix_socket(
+    redis_server: RedisServerProcess, redis_client: redis.Redis, how: str
+) -> None:
+    path = redis_server.unix_socket
+    options = (
+        {"redis_url": f"unix://{path}?db=0&client_name=over-unix"}
+        if how == "url"
+        else {"redis_unix_socket_path": path}
+    )
+
+    def over_the_socket() -> int:
+        return sum(c["laddr"].startswith(path) for c in redis_client.client_list())
+
+    before = over_the_socket()
+    factory = RedisSessionFactory(SECRET, **options)
+    assert isinstance(factory.store_for(None).channel, DirectChannel)  # type: ignore[arg-type]
+    app = webtest.TestApp(build_wsgi_app(factory))
+    app.get("/set", {"key": "a", "value": "[1, 2]"})
+    session_id = app.get("/session_id").json
+    assert redis_client.exists(session_id) == 1
+    assert app.get("/read", {"key": "a"}).json == [1, 2]
+    assert over_the_socket() == before + 1  # the session's one connection
 
 
 # --------------------------------------------------------------------------- replies and errors
