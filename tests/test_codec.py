@@ -438,14 +438,18 @@ def test_every_truncation_of_a_compressed_payload_is_a_decode_error(
             SafeCodec().decode(packed[:end])
 
 
-class CountingPacks(SafeCodec):
-    """The real codec, counting how often it packs (compresses) a plain form."""
+class CountingCodec(SafeCodec):
+    """The default codec, counting how often it serializes and packs (compresses)."""
 
-    __slots__ = ("packs",)
+    __slots__ = ("encodes", "packs")
 
     def __init__(self) -> None:
         super().__init__(compress_threshold=1024)
-        self.packs = 0
+        self.encodes = self.packs = 0
+
+    def encode_plain(self, record: SessionRecord) -> bytes:
+        self.encodes += 1
+        return super().encode_plain(record)
 
     def pack(self, plain: bytes) -> bytes:
         self.packs += 1
@@ -464,7 +468,7 @@ def test_plain_and_packed_forms_map_one_to_one() -> None:
 
 
 def test_an_unchanged_compressed_session_is_compared_without_compressing() -> None:
-    codec = CountingPacks()
+    codec = CountingCodec()
     record = SessionRecord(twenty_kb_session(3, 10), CREATED, 1200, None)
     stored = codec.encode(record)
     codec.packs = 0

@@ -11,9 +11,9 @@ import redis
 import webtest
 
 from pyramid_session_redis import RedisSessionFactory
-from pyramid_session_redis.codec import SafeCodec, SessionRecord
 from tests.app import build_wsgi_app, make_app
 from tests.redis_stats import CommandCounter
+from tests.test_codec import CountingCodec
 
 
 def start_session(app: webtest.TestApp, **values: Any) -> str:
@@ -203,25 +203,11 @@ def test_lru_mode_read_is_a_get_plus_one_write_of_the_new_expiry(
     assert redis_client.ttl(session_id) == -1
 
 
-class CountingEncodes(SafeCodec):
-    """The default codec, counting how often a session is serialized."""
-
-    __slots__ = ("encodes",)
-
-    def __init__(self) -> None:
-        super().__init__(compress_threshold=1024)
-        self.encodes = 0
-
-    def encode_plain(self, record: SessionRecord) -> bytes:
-        self.encodes += 1
-        return super().encode_plain(record)
-
-
 def test_read_only_requests_serialize_nothing_unless_handed_a_mutable_value(
     redis_url: str, commands: CommandCounter
 ) -> None:
     factory = RedisSessionFactory("secret", redis_url=redis_url)
-    codec = factory.codec = CountingEncodes()
+    codec = factory.codec = CountingCodec()
     app = webtest.TestApp(build_wsgi_app(factory))
     start_session(app, n=1, items=[1, 2])
 
