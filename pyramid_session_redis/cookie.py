@@ -13,6 +13,8 @@ import hmac
 import re
 from typing import TYPE_CHECKING, Any, Protocol
 
+from webob.cookies import make_cookie
+
 from .exceptions import CookieInvalid, InvalidSession, InvalidSession_NoSessionCookie
 from .settings import MAX_COOKIE_LENGTH, SessionSettings
 
@@ -91,6 +93,11 @@ _ATTRIBUTE_NAMES = frozenset(
 )
 
 
+# Cookie values WebOb writes as they are (no quoting): signed ids are base64url.
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]*", re.ASCII)
+_SAMPLE_VALUE = "v"
+
+
 def _is_plain_name(name: str) -> bool:
     return (
         re.fullmatch(_NAME, name, re.ASCII) is not None
@@ -131,6 +138,16 @@ class SessionCookie:
         }
         self.default_max_age = settings.cookie_max_age
         self.default_expires = settings.cookie_expires
+        self._suffix = self._attribute_suffix()
+
+    def _attribute_suffix(self) -> str | None:
+        """What WebOb writes after ``name=value`` when neither Max-Age nor Expires is set.
+
+        Computed once; None when the name itself would be written differently.
+        """
+        sample = make_cookie(self.name, _SAMPLE_VALUE, **self._attributes)
+        head = f"{self.name}={_SAMPLE_VALUE}"
+        return sample[len(head) :] if sample.startswith(head) else None
 
     def read(self, request: Request) -> tuple[str | None, InvalidSession | None]:
         """The verified session id, or None and the reason there is none."""
@@ -170,15 +187,26 @@ class SessionCookie:
         expires: Any = None,
     ) -> None:
         """Set the signed cookie for ``session_id``."""
-        value = self.signer.dumps(session_id)
-        response.set_cookie(
-            self.name,
-            value.decode("ascii") if isinstance(value, bytes) else value,
-            max_age=max_age,
-            expires=expires,
-            overwrite=True,  # one Set-Cookie per name and response (RFC 6265 4.1.1)
-            **self._attributes,
-        )
+        signed = self.signer.dumps(session_id)
+        value = signed.decode("ascii") if isinstance(signed, bytes) else signed
+        if (
+            max_age is None
+            and expires is None
+            and self._suffix is not None
+            and _PLAIN_VALUE.fullmatch(value)
+        ):
+            # The header WebOb's set_cookie would write, without building it each time.
+            response.unset_cookie(self.name, strict=False)  # one Set-Cookie per name
+            response.headerlist.append(("Set-Cookie", f"{self.name}={value}{self._suffix}"))
+        else:
+            response.set_cookie(
+                self.name,
+                value,
+                max_age=max_age,
+                expires=expires,
+                overwrite=True,  # one Set-Cookie per name and response (RFC 6265 4.1.1)
+                **self._attributes,
+            )
         _vary_on_cookie(response)
 
     def expire(self, response: Response) -> None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import random
 import secrets
 import string
+from typing import Any
 
 import pytest
 from pyramid.request import Request
+from pyramid.response import Response
 from webob.cookies import SignedSerializer
 
 from pyramid_session_redis.cookie import HmacSigner, SessionCookie, make_signer
@@ -170,3 +172,63 @@ def test_random_plain_headers_read_as_webob_reads_them() -> None:
         separator = rng.choice([";", "; ", " ; ", ";\t"])
         header = separator.join(f"{n}={''.join(v)}" for n, v in pairs)
         assert our_value(header, name) == webob_value(header, name), (header, name)
+
+
+# --------------------------------------------------------------------------- the Set-Cookie header
+
+ATTRIBUTE_SETS: list[dict[str, Any]] = [
+    {},
+    {"cookie_name": "sid", "cookie_path": "/app", "cookie_domain": "example.com"},
+    {"cookie_secure": True, "cookie_httponly": False, "cookie_samesite": "Strict"},
+    {"cookie_samesite": "None", "cookie_secure": True, "cookie_comment": "a comment"},
+    {"cookie_max_age": 3600},
+    {"cookie_name": "my.app-session", "cookie_samesite": "lax"},
+]
+
+
+class Spaced:
+    """A signer whose values WebOb must quote."""
+
+    def dumps(self, appstruct: str) -> bytes:
+        return f'id "{appstruct}"; x'.encode()
+
+    def loads(self, bstruct: bytes) -> str:
+        return bstruct.decode()[4:-4]
+
+
+@pytest.mark.parametrize("options", ATTRIBUTE_SETS)
+@pytest.mark.parametrize("signer", ["default", "quoting"])
+def test_set_cookie_headers_are_webobs(options: dict[str, Any], signer: str) -> None:
+    if signer == "quoting":
+        settings = build_settings(None, cookie_signer=Spaced(), **options)
+    else:
+        settings = build_settings("secret", **options)
+    cookie = SessionCookie(settings)
+    attributes = {
+        "path": settings.cookie_path,
+        "domain": settings.cookie_domain,
+        "secure": settings.cookie_secure,
+        "httponly": settings.cookie_httponly,
+        "comment": settings.cookie_comment,
+        "samesite": settings.cookie_samesite.lower() if settings.cookie_samesite else None,
+    }
+    for existing in ([], [("Set-Cookie", f"{cookie.name}=old; Path=/")], [("Set-Cookie", "a=b")]):
+        ours, theirs = Response(), Response()
+        for response in (ours, theirs):
+            response.headerlist.extend(existing)
+        session_id = secrets.token_hex(32)
+        cookie.set(ours, session_id, settings.cookie_max_age)
+        value = cookie.signer.dumps(session_id).decode()
+        theirs.set_cookie(
+            cookie.name, value, max_age=settings.cookie_max_age, overwrite=True, **attributes
+        )
+        ours_cookies = [v for k, v in ours.headerlist if k == "Set-Cookie"]
+        theirs_cookies = [v for k, v in theirs.headerlist if k == "Set-Cookie"]
+        if settings.cookie_max_age:  # Expires is "now + Max-Age": compare without it
+            ours_cookies = [_without_expires(v) for v in ours_cookies]
+            theirs_cookies = [_without_expires(v) for v in theirs_cookies]
+        assert ours_cookies == theirs_cookies
+
+
+def _without_expires(header: str) -> str:
+    return "; ".join(p for p in header.split("; ") if not p.lower().startswith("expires="))
