@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from webob.cookies import make_cookie
 
 from .exceptions import CookieInvalid, InvalidSession, InvalidSession_NoSessionCookie
-from .settings import MAX_COOKIE_LENGTH, SessionSettings
+from .settings import COOKIE_NAME_PATTERN, MAX_COOKIE_LENGTH, SessionSettings
 
 if TYPE_CHECKING:
     from pyramid.request import Request
@@ -84,26 +84,12 @@ def make_signer(secret: str | bytes) -> CookieSigner:
 # characters that both RFC 6265 and WebOb's parser accept unquoted (no quotes,
 # backslashes, commas, spaces or brackets). WebOb parses such a header exactly as
 # ``_plain_cookie`` does; any other header is left to WebOb.
-_NAME = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _VALUE = r"[!#$%&'()*+\-./0-9:<=>?@A-Z^_`a-z{|}~]*"
-_PLAIN_HEADER = re.compile(rf"\s*{_NAME}={_VALUE}(?:\s*;\s*{_NAME}={_VALUE})*\s*;?\s*", re.ASCII)
-# Names WebOb never reports as cookies: attribute names and names starting with "$".
-_ATTRIBUTE_NAMES = frozenset(
-    ("expires", "path", "comment", "domain", "max-age", "secure", "httponly", "samesite")
-)
-
-
+_PAIR = rf"{COOKIE_NAME_PATTERN}={_VALUE}"
+_PLAIN_HEADER = re.compile(rf"\s*{_PAIR}(?:\s*;\s*{_PAIR})*\s*;?\s*", re.ASCII)
 # Cookie values WebOb writes as they are (no quoting): signed ids are base64url.
 _PLAIN_VALUE = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]*", re.ASCII)
 _SAMPLE_VALUE = "v"
-
-
-def _is_plain_name(name: str) -> bool:
-    return (
-        re.fullmatch(_NAME, name, re.ASCII) is not None
-        and not name.startswith("$")
-        and name.lower() not in _ATTRIBUTE_NAMES
-    )
 
 
 def _plain_cookie(header: str, name: str) -> str | None:
@@ -121,8 +107,7 @@ class SessionCookie:
     """Reads the session id from a request and writes the cookie on a response."""
 
     def __init__(self, settings: SessionSettings) -> None:
-        self.name = settings.cookie_name
-        self._plain_name = _is_plain_name(self.name)
+        self.name = settings.cookie_name  # a valid cookie name (checked by the settings)
         self.signer: CookieSigner = settings.cookie_signer or make_signer(
             settings.secret  # type: ignore[arg-type]  # validated: one of the two is set
         )
@@ -170,7 +155,7 @@ class SessionCookie:
     def _value(self, request: Request) -> str | None:
         """``request.cookies.get(name)``; plain headers are read without WebOb's parser."""
         header = request.environ.get("HTTP_COOKIE", "")
-        if self._plain_name and _PLAIN_HEADER.fullmatch(header) is not None:
+        if _PLAIN_HEADER.fullmatch(header) is not None:
             return _plain_cookie(header, self.name)
         value: str | None = request.cookies.get(self.name)
         return value

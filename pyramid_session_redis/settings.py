@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -214,9 +215,27 @@ def _validate(s: SessionSettings) -> None:
         _fail("`cas_retries` must be a whole number >= 0", "cas_retries")
 
 
+# A cookie name (RFC 6265 token) that WebOb will write: not starting with "$" and not
+# the name of a cookie attribute.
+COOKIE_NAME_PATTERN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_COOKIE_ATTRIBUTES = frozenset(
+    ("expires", "path", "comment", "domain", "max-age", "secure", "httponly", "samesite")
+)
+
+
 def _validate_cookie(s: SessionSettings) -> None:
-    if not s.cookie_name or not isinstance(s.cookie_name, str):
-        _fail("`cookie_name` must be a non-empty string", "cookie_name")
+    name = s.cookie_name
+    if (
+        not isinstance(name, str)
+        or not re.fullmatch(COOKIE_NAME_PATTERN, name, re.ASCII)
+        or name.startswith("$")
+        or name.lower() in _COOKIE_ATTRIBUTES
+    ):
+        _fail(
+            "`cookie_name` must be a cookie name: letters, digits and !#$%&'*+-.^_`|~, not "
+            "starting with $ and not a cookie attribute (path, domain...)",
+            "cookie_name",
+        )
     if s.cookie_samesite is not None:
         if str(s.cookie_samesite).lower() not in SAMESITE_VALUES:
             _fail(f"`cookie_samesite` must be one of {SAMESITE_VALUES}", "cookie_samesite")
