@@ -26,11 +26,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .resp import ProtocolError, ReplyReader, pack
+from .resp import ReplyReader, pack
 
 
 class MaxConnectionsError(RedisConnectionError):
     """Every allowed connection is in use (``max_connections``)."""
+
+
+class _NoReply(RedisConnectionError):
+    """The connection failed before any byte of a reply came back: safe to send again."""
 
 
 Command = Sequence[Any]
@@ -66,10 +70,11 @@ class DirectChannel:
     """Commands on connections of our own, made like ``pool``'s; thread-safe.
 
     A connection is checked out for one round trip and pushed back only once its
-    replies were read in full; any failure in between closes it. When an idle
-    connection turns out to be dropped (server restart, idle timeout), the other idle
-    ones are closed too and the commands are sent once more on a new connection; a
-    new connection that fails, and any timeout, raise at once. At most
+    replies were read in full and nothing else arrived; any failure in between closes
+    it. When an idle connection turns out to be dropped (server restart, idle timeout)
+    before any reply came back, the other idle ones are closed too and the commands are
+    sent once more on a new connection; a new connection that fails, a connection lost
+    in the middle of a reply, and any timeout raise at once. At most
     ``pool.max_connections`` connections are open at a time, as with redis-py.
     """
 
@@ -110,11 +115,12 @@ class DirectChannel:
             return self._on_connection(self._new_connection(), commands)
         try:
             return self._on_connection(connection, commands)
-        except RedisConnectionError:
+        except _NoReply:
             self._close_idle()
             return self._on_connection(self._new_connection(), commands)
 
     def _on_connection(self, connection: Any, commands: Sequence[Command]) -> list[Any]:
+        reader: ReplyReader | None = None
         try:
             sock = _socket_of(connection)
             try:
@@ -122,15 +128,21 @@ class DirectChannel:
             except TimeoutError as exc:
                 raise RedisTimeoutError("Timeout writing to Redis") from exc
             except OSError as exc:
-                raise RedisConnectionError(f"Error writing to Redis: {exc}") from exc
+                raise _NoReply(f"Error writing to Redis: {exc}") from exc
             reader = ReplyReader(sock)
             replies = [reader.read() for _ in commands]
-            if reader.pending:
-                raise ProtocolError("more data than the replies to the commands sent")
+        except RedisConnectionError as exc:
+            self._discard(connection)
+            if reader is None or reader.received or isinstance(exc, _NoReply):
+                raise
+            raise _NoReply(str(exc)) from exc
         except BaseException:
             self._discard(connection)
             raise
-        self._idle.append(connection)
+        if reader.pending:  # unexplained bytes after the replies: do not reuse the stream
+            self._discard(connection)
+        else:
+            self._idle.append(connection)
         for reply in replies:
             if isinstance(reply, RedisError):  # an error reply: raised once all were read
                 raise reply

@@ -50,12 +50,13 @@ class ProtocolError(RedisConnectionError):
 class ReplyReader:
     """Reads whole replies from ``sock``; socket failures become redis-py's errors."""
 
-    __slots__ = ("_buffer", "_pos", "_sock")
+    __slots__ = ("_buffer", "_pos", "_sock", "received")
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._buffer = b""
         self._pos = 0
+        self.received = False  # any byte arrived
 
     @property
     def pending(self) -> bool:
@@ -144,6 +145,7 @@ class ReplyReader:
             raise RedisConnectionError(f"Error reading from Redis: {exc}") from exc
         if not chunk:
             raise RedisConnectionError("Connection closed by server.")
+        self.received = True
         return chunk
 
 

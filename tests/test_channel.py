@@ -126,6 +126,19 @@ def test_an_error_reply_keeps_the_connection_in_step(
     assert len(client_ids(redis_client, "in-step")) == 1  # never reconnected
 
 
+def test_push_messages_from_the_server_are_not_taken_for_replies(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    channel = direct(redis_url, protocol=3)
+    assert channel.execute("CLIENT", "TRACKING", "ON") == b"OK"
+    redis_client.set("tracked", "1")
+    assert channel.execute("GET", "tracked") == b"1"  # now tracked by our connection
+    redis_client.set("tracked", "2")  # the server pushes an invalidation to us
+    time.sleep(0.1)
+    assert channel.execute("GET", "tracked") == b"2"
+    assert channel.execute("PING") == b"PONG"
+
+
 def test_a_timed_out_connection_is_dropped_so_no_reply_arrives_late(
     server_factory: ServerFactory,
 ) -> None:
