@@ -557,6 +557,7 @@ def test_corrupt_stored_data_gives_a_new_session_or_the_documented_error(
 CLIENTS = 16
 REQUESTS_PER_CLIENT = 150
 POOL_SIZE = 10
+WSGI_THREADS = 8
 LOAD_DEADLINE = 20.0
 OPERATIONS = ("set",) * 7 + ("read",) * 4 + ("dump",) * 3 + ("incr",) * 3 + ("invalidate", "noop")
 
@@ -619,23 +620,30 @@ class LoadClient:
             self.fail(f"{type(exc).__name__}: {exc}")
 
 
-def test_real_server_under_concurrent_load(server_factory: ServerFactory) -> None:
+@pytest.mark.parametrize("connections", ["own", "user pool"])
+def test_real_server_under_concurrent_load(server_factory: ServerFactory, connections: str) -> None:
     server = server_factory()
-    pool = redis.BlockingConnectionPool(
-        max_connections=POOL_SIZE,
-        timeout=5,
-        host=server.host,
-        port=server.port,
-        socket_timeout=5,
-        socket_connect_timeout=5,
-    )
-    factory = RedisSessionFactory(SECRET, redis_connection_pool=pool)
+    pool: redis.BlockingConnectionPool | None = None
+    if connections == "user pool":
+        pool = redis.BlockingConnectionPool(
+            max_connections=POOL_SIZE,
+            timeout=5,
+            host=server.host,
+            port=server.port,
+            socket_timeout=5,
+            socket_connect_timeout=5,
+        )
+        factory = RedisSessionFactory(SECRET, redis_connection_pool=pool)
+        bound = POOL_SIZE
+    else:  # the factory's own connections: at most one per request thread
+        factory = RedisSessionFactory(SECRET, redis_url=server.url)
+        bound = WSGI_THREADS
     admin = server.client()
     admin_id = admin.client_id()
     accepted_before = int(admin.info("stats")["total_connections_received"])
 
     errors: list[str] = []
-    with LiveServer(build_wsgi_app(factory), threads=8) as live:
+    with LiveServer(build_wsgi_app(factory), threads=WSGI_THREADS) as live:
         clients = [LoadClient(live, index, errors) for index in range(CLIENTS)]
         start = threading.Barrier(CLIENTS, timeout=10)
         deadline = time.monotonic() + LOAD_DEADLINE
@@ -658,11 +666,12 @@ def test_real_server_under_concurrent_load(server_factory: ServerFactory) -> Non
             assert c.call("/dump") == c.expected, f"client {c.index}"
             c.http.close()
 
-        # No connection leak: the server sees at most the pool's connections, and no
+        # No connection leak: the server sees at most the bound's connections, and no
         # reconnection churn (connections accepted during the run stay within the bound).
         app_connections = [c for c in admin.client_list() if int(c["id"]) != admin_id]
         accepted = int(admin.info("stats")["total_connections_received"]) - accepted_before
-        assert 1 <= len(app_connections) <= POOL_SIZE, app_connections
-        assert accepted <= POOL_SIZE, accepted
-    pool.disconnect()
+        assert 1 <= len(app_connections) <= bound, app_connections
+        assert accepted <= bound, accepted
+    if pool is not None:
+        pool.disconnect()
     admin.close()
