@@ -101,6 +101,9 @@ class DirectChannel:
             and pool.connection_class in (Connection, UnixDomainSocketConnection)
             and getattr(pool, "cache", None) is None  # no client-side caching
             and isinstance(getattr(pool, "max_connections", None), int)
+            # The socket attribute this channel reads (a private one of redis-py's):
+            # another redis-py that lacks it keeps the redis-py path.
+            and hasattr(pool.connection_class(**pool.connection_kwargs), "_sock")
         )
 
     def execute(self, *args: Any) -> Any:
