@@ -31,7 +31,12 @@ class SessionFactory:
         self.features = ServerFeatures()
         self._client_options = client_options(settings)
         self._log_key = make_log_key(settings.secret)
+        # Built now (no connection is opened before a request needs one): building it
+        # lazily let concurrent first requests each build their own.
         self._store: SessionStore | None = None
+        if settings.redis_client_callable is None:
+            channel = build_channel(settings, self._client_options)
+            self._store = RedisStore(channel, self.features)
 
     def __call__(self, request: Request) -> RedisSession:
         session_id, problem = self.cookie.read(request)
@@ -42,9 +47,7 @@ class SessionFactory:
         if self.settings.redis_client_callable is not None:
             client = request_client(self.settings, self._client_options, request)
             return RedisStore(ClientChannel(client), self.features)
-        if self._store is None:
-            channel = build_channel(self.settings, self._client_options)
-            self._store = RedisStore(channel, self.features)
+        assert self._store is not None
         return self._store
 
     def log_id(self, session_id: str | None) -> str:
