@@ -155,6 +155,8 @@ class SessionCookie:
     def _value(self, request: Request) -> str | None:
         """``request.cookies.get(name)``; plain headers are read without WebOb's parser."""
         header = request.environ.get("HTTP_COOKIE", "")
+        if not header:
+            return None
         if _PLAIN_HEADER.fullmatch(header) is not None:
             return _plain_cookie(header, self.name)
         value: str | None = request.cookies.get(self.name)
