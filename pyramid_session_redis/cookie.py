@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from webob.cookies import make_cookie
 
 from .exceptions import CookieInvalid, InvalidSession, InvalidSession_NoSessionCookie
-from .settings import COOKIE_NAME_PATTERN, MAX_COOKIE_LENGTH, SessionSettings
+from .settings import COOKIE_NAME_PATTERN, MAX_COOKIE_LENGTH, TOKEN_CHAR, SessionSettings
 
 if TYPE_CHECKING:
     from pyramid.request import Request
@@ -87,8 +87,9 @@ def make_signer(secret: str | bytes) -> CookieSigner:
 _VALUE = r"[!#$%&'()*+\-./0-9:<=>?@A-Z^_`a-z{|}~]*"
 _PAIR = rf"{COOKIE_NAME_PATTERN}={_VALUE}"
 _PLAIN_HEADER = re.compile(rf"\s*{_PAIR}(?:\s*;\s*{_PAIR})*\s*;?\s*", re.ASCII)
-# Cookie values WebOb writes as they are (no quoting): signed ids are base64url.
-_PLAIN_VALUE = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]*", re.ASCII)
+# Cookie values WebOb writes as they are (no quoting): token characters, as in names
+# (signed ids are base64url).
+_PLAIN_VALUE = re.compile(TOKEN_CHAR + "*", re.ASCII)
 _SAMPLE_VALUE = "v"
 
 

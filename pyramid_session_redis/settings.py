@@ -217,7 +217,8 @@ def _validate(s: SessionSettings) -> None:
 
 # A cookie name (RFC 6265 token) that WebOb will write: not starting with "$" and not
 # the name of a cookie attribute.
-COOKIE_NAME_PATTERN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+TOKEN_CHAR = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]"  # RFC 7230 tchar
+COOKIE_NAME_PATTERN = TOKEN_CHAR + "+"
 _COOKIE_ATTRIBUTES = frozenset(
     ("expires", "path", "comment", "domain", "max-age", "secure", "httponly", "samesite")
 )
