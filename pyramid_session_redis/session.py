@@ -7,10 +7,10 @@ at most one command, chosen by :mod:`pyramid_session_redis.plan`.
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import logging
-import random
 import secrets
-import time
 from collections.abc import ItemsView, Iterator, KeysView, ValuesView
 from typing import TYPE_CHECKING, Any
 
@@ -30,9 +30,10 @@ from .exceptions import (
     SessionGone,
     SessionWriteConflict,
 )
+from .persist import Saved, SessionWriter
 from .plan import Cookie, Write, plan_cookie, plan_write
 from .state import SessionState
-from .store import CasOutcome, SessionStore, WrongTypeError
+from .store import SessionStore, WrongTypeError
 from .util import now
 
 if TYPE_CHECKING:
@@ -45,9 +46,31 @@ log = logging.getLogger("pyramid_session_redis")
 _MISSING: Any = object()
 CSRF_KEY = "_csrft_"
 FLASH_PREFIX = "_f_"
-CREATE_ATTEMPTS = 3
-BACKOFF_AFTER = 2  # compare-and-set conflicts merged at once before backing off
-MAX_BACKOFF = 0.05  # seconds
+
+
+class Phase(enum.Enum):
+    """Where a session stands; ``RedisSession`` moves through these."""
+
+    UNLOADED = "unloaded"  # nothing read yet
+    NEW = "new"  # no Redis key backs it (yet)
+    LOADED = "loaded"  # read from Redis by this request
+    CREATED = "created"  # created in Redis by this request
+    DEGRADED = "degraded"  # Redis was down at load time (degraded_mode): never stored
+
+
+STORED = frozenset((Phase.LOADED, Phase.CREATED))
+
+
+@dataclasses.dataclass
+class Pending:
+    """What the request asked for beyond data changes; ``invalidate()`` starts over."""
+
+    force_store: bool = False  # ensure_id(): store even an empty new session
+    invalidated: bool = False
+    recookie: bool = False
+    cookie_sent: bool = False  # the response carries a cookie with the session's id
+    refresh_due: bool = False
+    ttl_override: int | None = None
 
 
 def _remaining(state: SessionState, current: int) -> int:
@@ -67,28 +90,21 @@ class RedisSession:
         cookie_id: str | None,
         cookie_problem: InvalidSession | None,
     ) -> None:
-        self.request = request
+        self.request: Request | None = request  # dropped at the end of the request
         self._factory = factory
         self._settings = factory.settings
         self._cookie_id = cookie_id  # the verified id the request's cookie carried
         self._cookie_problem = cookie_problem
         self._had_cookie = cookie_id is not None or isinstance(cookie_problem, CookieInvalid)
+        self._phase = Phase.UNLOADED
         self._state: SessionState | None = None
         self._storage: SessionStore | None = None
         self._session_id: str | None = None
-        self._stored = False  # a Redis key backs this session
-        self._new = True
+        self._pending = Pending()
         self._callbacks = False
         self._response: Response | None = None
-        self._cookie_sent = False
-        self._force_store = False  # ensure_id(): store even an empty new session
-        self._invalidated = False
-        self._recookie = False
         self._cookie_max_age = self._settings.cookie_max_age
         self._cookie_expires = self._settings.cookie_expires
-        self._refresh_due = False
-        self._ttl_override: int | None = None
-        self._degraded = False  # Redis was down at load time and degraded_mode is on
 
     # -- loading ------------------------------------------------------------------
     @property
@@ -96,10 +112,18 @@ class RedisSession:
         state = self._state
         return state if state is not None else self._load()
 
+    @property
+    def _stored(self) -> bool:
+        """A Redis key backs this session."""
+        return self._phase in STORED
+
     def _store(self) -> SessionStore:
         if self._storage is None:
             self._storage = self._factory.store_for(self.request)
         return self._storage
+
+    def _writer(self) -> SessionWriter:
+        return SessionWriter(self._store(), self._factory.codec, self._settings)
 
     def _load(self) -> SessionState:
         self._register_callbacks()
@@ -125,7 +149,7 @@ class RedisSession:
             return self._start_new(InvalidSession_PayloadTimeout(session_id))
         self._normalize(record)
         state = SessionState(record, raw, plain)
-        self._state, self._session_id, self._stored, self._new = state, session_id, True, False
+        self._state, self._session_id, self._phase = state, session_id, Phase.LOADED
         self._schedule_refresh(state, current)
         return state
 
@@ -155,7 +179,7 @@ class RedisSession:
         if timeout is None:
             return
         if s.refresh_on_read:  # GETEX used the default timeout; fix a per-session one
-            self._refresh_due = timeout != s.timeout
+            self._pending.refresh_due = timeout != s.timeout
             if s.payload_expiry and _remaining(state, current) < timeout // 2:
                 # 1.8's layout: keep ``x`` ahead for 1.8 readers, rewriting at most
                 # once per half timeout (1.8 itself rewrote on every read).
@@ -171,8 +195,9 @@ class RedisSession:
         log.warning(
             "session %s: Redis unavailable, degraded: %s", self._factory.log_id(session_id), exc
         )
-        self._degraded = True
-        return self._start_new(BackendUnavailable(str(exc), exc))
+        state = self._start_new(BackendUnavailable(str(exc), exc))
+        self._phase = Phase.DEGRADED
+        return state
 
     def _undecodable(self, exc: Exception) -> SessionState:
         if not self._settings.deserialized_fails_new:
@@ -186,7 +211,7 @@ class RedisSession:
         expires = current + s.timeout if s.timeout and s.payload_expiry else None
         timeout = s.timeout if s.legacy_layout else None
         state = SessionState(SessionRecord({}, current, timeout, expires))
-        self._state, self._session_id, self._stored, self._new = state, None, False, True
+        self._state, self._session_id, self._phase = state, None, Phase.NEW
         return state
 
     def _report(self, problem: InvalidSession) -> None:
@@ -195,66 +220,71 @@ class RedisSession:
             logger(self.request, problem)
 
     def _register_callbacks(self) -> None:
-        if not self._callbacks:
+        request = self.request
+        if not self._callbacks and request is not None:
             self._callbacks = True
-            self.request.add_response_callback(self._on_response)
-            self.request.add_finished_callback(self._on_finished)
+            request.add_response_callback(self._on_response)
+            request.add_finished_callback(self._on_finished)
 
     # -- end of request -------------------------------------------------------------
     def _on_response(self, request: Request, response: Response) -> None:
         self._response = response
         state = self._state
-        if state is None or self._degraded:
+        if state is None or self._phase is Phase.DEGRADED:
             return
-        s = self._settings
+        s, pending = self._settings, self._pending
         cookie = self._factory.cookie
         allowed = (
             s.cookie_on_exception or getattr(request, "exception", None) is None
         ) and cookie.allowed(response)
-        will_create = not self._stored and (bool(state.data) or self._force_store)
-        emptied = self._stored and s.invalidate_empty_session and state.had_data and not state.data
+        stored = self._stored
+        will_create = not stored and (bool(state.data) or pending.force_store)
+        emptied = stored and s.invalidate_empty_session and state.had_data and not state.data
         action = plan_cookie(
             allowed=allowed,
             had_cookie=self._had_cookie,
             will_create=will_create,
-            will_delete=self._invalidated or emptied,
-            id_changed=self._stored and self._session_id != self._cookie_id,
-            recookie=self._recookie and (self._stored or will_create),
+            will_delete=pending.invalidated or emptied,
+            id_changed=stored and self._session_id != self._cookie_id,
+            recookie=pending.recookie and (stored or will_create),
         )
         if action is Cookie.SET:
             session_id = self._session_id or self._assign_id()
             cookie.set(response, session_id, self._cookie_max_age, self._cookie_expires)
-            self._cookie_sent = True
+            pending.cookie_sent = True
         elif action is Cookie.EXPIRE:
             cookie.expire(response)
 
     def _on_finished(self, request: Request) -> None:
+        """Save the session; a failure is logged and re-raised after the other callbacks."""
         state = self._state
-        if state is None or self._degraded:
-            return
         try:
-            self._finish(state)
+            if state is not None and self._phase is not Phase.DEGRADED:
+                self._finish(state)
         except (SessionBackendError, SessionWriteConflict) as exc:
             log.error("session %s: not saved: %s", self._factory.log_id(self._session_id), exc)
-            if self._cookie_sent and self._response is not None:
+            if self._pending.cookie_sent and self._response is not None:
                 # The data never reached Redis: take back the cookie that points to it.
                 self._response.unset_cookie(self._factory.cookie.name, strict=False)
-            raise
+            # Raised from a callback of its own, queued last: the application's finished
+            # callbacks (database clean-up...) still run, and the error still leaves the
+            # router for a WSGI middleware to turn into a 503.
+            request.add_finished_callback(_Reraise(exc))
+        finally:
+            self.request = None  # no request <-> session cycle once the request is over
 
     def _finish(self, state: SessionState) -> None:
-        s = self._settings
-        plain = (
-            state.encode_if_changed(self._factory.codec, s.detect_changes) if self._stored else None
-        )
+        s, pending, stored = self._settings, self._pending, self._stored
+        plain = state.encode_if_changed(self._factory.codec, s.detect_changes) if stored else None
         action = plan_write(
-            stored=self._stored,
-            cookie_sent=self._cookie_sent,
+            stored=stored,
+            cookie_sent=pending.cookie_sent,
             has_data=bool(state.data),
             had_data=state.had_data,
-            force_store=self._force_store,
+            force_store=pending.force_store,
             dirty=plain is not None,
             invalidate_empty=s.invalidate_empty_session,
-            refresh_due=self._refresh_due or self._ttl_override is not None,
+            refresh_due=pending.refresh_due or pending.ttl_override is not None,
         )
         if action is Write.CREATE:
             self._create(state)
@@ -265,7 +295,7 @@ class RedisSession:
             self.do_refresh()
         elif action is Write.DELETE:
             self._store().delete(self._factory.key(self._require_id()))
-            self._stored = False
+            self._phase = Phase.NEW
 
     def _assign_id(self) -> str:
         self._session_id = self._factory.new_id()
@@ -275,79 +305,38 @@ class RedisSession:
         return self._session_id or self._assign_id()
 
     def _write_ttl(self) -> int | None:
-        if self._ttl_override is not None:
-            return self._ttl_override
+        if self._pending.ttl_override is not None:
+            return self._pending.ttl_override
         return self.timeout if self._settings.redis_ttl else None
 
     def _create(self, state: SessionState) -> None:
-        codec = self._factory.codec
-        plain = codec.encode_plain(state.record)
-        payload = codec.pack(plain)
-        for _ in range(CREATE_ATTEMPTS):
-            key = self._factory.key(self._require_id())
-            if self._store().create(key, payload, self._write_ttl()):
-                break
-            self._assign_id()  # id collision: never touch someone else's session
-            if self._cookie_sent and self._response is not None:
-                self._factory.cookie.set(
-                    self._response, self._require_id(), self._cookie_max_age, self._cookie_expires
-                )
-        else:
-            raise SessionBackendError("could not find a free session id")
-        self._stored, self._force_store, self._ttl_override = True, False, None
-        state.mark_persisted(payload, plain)
+        factory, pending = self._factory, self._pending
+        first = self._require_id()
+        session_id = self._writer().create(
+            state, factory.key, factory.new_id, first, self._write_ttl()
+        )
+        self._session_id, self._phase = session_id, Phase.CREATED
+        if session_id != first and pending.cookie_sent and self._response is not None:
+            factory.cookie.set(
+                self._response, session_id, self._cookie_max_age, self._cookie_expires
+            )
+        pending.force_store, pending.ttl_override = False, None
 
     def _write(self, state: SessionState, plain: bytes) -> None:
         """Store the plain form ``plain`` of the state's record (see ``Codec``)."""
         key = self._factory.key(self._require_id())
-        store, codec, s = self._store(), self._factory.codec, self._settings
-        payload = codec.pack(plain)
-        if s.persistence == "overwrite":
-            if store.overwrite(key, payload, self._write_ttl()):
-                return self._written(state, payload, plain)
-            return self._gone(state)
-        for attempt in range(s.cas_retries + 1):
-            assert state.loaded is not None
-            try:
-                outcome, current = store.compare_and_set(
-                    key, state.loaded, payload, self._write_ttl()
-                )
-            except WrongTypeError:  # replaced by a non-string value: not ours to keep
-                return self._gone(state)
-            if outcome is CasOutcome.WRITTEN:
-                return self._written(state, payload, plain)
-            if outcome is CasOutcome.GONE or current is None:
-                return self._gone(state)
-            try:
-                if attempt >= BACKOFF_AFTER:
-                    # Heavy contention: let the other writers through, then merge onto a
-                    # fresh copy (the one the script returned has aged meanwhile).
-                    time.sleep(random.uniform(0, min(MAX_BACKOFF, 0.001 * 2**attempt)))
-                    current = store.load(key, None)
-                    if current is None:
-                        return self._gone(state)
-                fresh_plain = codec.unpack(current)
-                fresh = codec.decode_plain(fresh_plain)
-            except (DecodeError, WrongTypeError):  # replaced by garbage: not ours to keep
-                return self._gone(state)
-            state.rebase(fresh, current, fresh_plain, codec, s.detect_changes)
-            plain = codec.encode_plain(state.record)
-            if plain == fresh_plain:  # our changes are in Redis already
-                return self._written(state, current, plain)
-            payload = codec.pack(plain)
-        raise SessionWriteConflict(f"gave up after {s.cas_retries + 1} conflicting writes")
+        saved = self._writer().save(state, key, plain, self._write_ttl())
+        if saved is Saved.GONE:
+            self._gone()
+        else:
+            self._pending.ttl_override, self._pending.refresh_due = None, False
 
-    def _written(self, state: SessionState, payload: bytes, plain: bytes) -> None:
-        state.mark_persisted(payload, plain)
-        self._ttl_override = None
-        self._refresh_due = False
-
-    def _gone(self, state: SessionState) -> None:
+    def _gone(self) -> None:
         """The session was deleted under us: drop the write, never recreate it."""
         self._report(SessionGone(self._session_id))
-        self._stored = False
-        if self._response is not None and self._factory.cookie.allowed(self._response):
-            self._factory.cookie.expire(self._response)
+        response = self._response
+        if response is not None and self._factory.cookie.allowed(response):
+            self._factory.cookie.expire(response)
         self._start_new(None)
 
     # -- ISession -------------------------------------------------------------------
@@ -355,7 +344,7 @@ class RedisSession:
     def new(self) -> bool:
         """True if the session was created by this request."""
         self._st  # noqa: B018 - loading decides
-        return self._new
+        return self._phase is not Phase.LOADED
 
     @property
     def created(self) -> int:
@@ -374,9 +363,7 @@ class RedisSession:
             session_id, stored = self._session_id, self._stored
         if stored and session_id:
             self._store().delete(self._factory.key(session_id))
-        self._invalidated = True
-        self._force_store = self._recookie = self._cookie_sent = self._refresh_due = False
-        self._ttl_override = None
+        self._pending = Pending(invalidated=True)
         self._start_new(None)
 
     # dict API: reads
@@ -491,7 +478,7 @@ class RedisSession:
         """Give the session an id now; a new session is then stored and cookied."""
         self._st  # noqa: B018 - loading decides
         if not self._stored:
-            self._force_store = True
+            self._pending.force_store = True
         return self._require_id()
 
     @property
@@ -535,22 +522,22 @@ class RedisSession:
         if self._expiry_enforced:
             state.touch_meta(expires=int(expires_epoch))
         if self._settings.redis_ttl:
-            self._ttl_override = max(1, int(expires_epoch) - now())
+            self._pending.ttl_override = max(1, int(expires_epoch) - now())
 
     def adjust_cookie_expires(self, expires: Any) -> None:
         """Re-send the cookie with this ``Expires`` (cookie only, not the session)."""
         self._st  # noqa: B018 - loading decides
-        self._cookie_expires, self._recookie = expires, True
+        self._cookie_expires, self._pending.recookie = expires, True
 
     def adjust_cookie_max_age(self, max_age: Any) -> None:
         """Re-send the cookie with this ``Max-Age`` (cookie only, not the session)."""
         self._st  # noqa: B018 - loading decides
-        self._cookie_max_age, self._recookie = max_age, True
+        self._cookie_max_age, self._pending.recookie = max_age, True
 
     def please_recookie(self) -> None:
         """Re-send the session cookie on this response."""
         self._st  # noqa: B018 - loading decides
-        self._recookie = True
+        self._pending.recookie = True
 
     adjust_expires_for_session = adjust_session_expires
     adjust_timeout_for_session = adjust_session_timeout
@@ -569,4 +556,16 @@ class RedisSession:
         ttl = force_redis_ttl if force_redis_ttl is not None else self._write_ttl()
         if self._stored and ttl is not None:
             self._store().refresh(self._factory.key(self._require_id()), ttl)
-        self._refresh_due, self._ttl_override = False, None
+        self._pending.refresh_due, self._pending.ttl_override = False, None
+
+
+class _Reraise:
+    """A finished callback that raises ``error`` (a save that failed earlier)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def __call__(self, request: Request) -> None:
+        raise self.error
