@@ -123,7 +123,18 @@ class SessionBackendError(SessionError):
 
 
 class SessionWriteConflict(SessionError):
-    """A compare-and-set write kept losing races and gave up after its retries."""
+    """Two requests changed the same part of a session in ways that cannot be merged.
+
+    ``keys`` names the top-level keys (never their values). With the default
+    ``on_conflict="ours"`` this request's values are kept and an instance is *reported*
+    to ``func_conflict_logger``; with ``on_conflict="strict"`` it is raised and nothing
+    is written. Also raised, with no ``keys``, when a write keeps losing races and gives
+    up after ``cas_retries``.
+    """
+
+    def __init__(self, message: str, keys: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.keys = keys
 
 
 # Readable aliases for the 1.8 names.

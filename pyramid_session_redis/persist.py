@@ -19,11 +19,12 @@ from __future__ import annotations
 import enum
 import random
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from .codec import Codec, DecodeError
+from .codec import Codec, DecodeError, SessionRecord
 from .exceptions import SessionBackendError, SessionWriteConflict
+from .merge import merge
 from .store import CasOutcome, SessionStore, WrongTypeError
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ class Saved(enum.Enum):
     """How a write of an existing session ended."""
 
     WRITTEN = "written"
+    DELETED = "deleted"  # emptied, and deleted
     GONE = "gone"  # deleted (or replaced by foreign data) meanwhile: not written back
 
 
@@ -61,11 +63,13 @@ class SessionWriter:
         store: SessionStore,
         codec: Codec,
         settings: SessionSettings,
+        on_conflict: Callable[[tuple[str, ...]], None],
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.store = store
         self.codec = codec
         self.settings = settings
+        self.on_conflict = on_conflict  # told the keys both requests changed (ours kept)
         self.sleep = sleep
 
     def create(
@@ -90,25 +94,45 @@ class SessionWriter:
 
     def save(self, state: SessionState, key: str, plain: bytes, ttl: int | None) -> Saved:
         """Write ``plain`` (the state's record, encoded) over the stored session at ``key``."""
-        payload = self.codec.pack(plain)
         if self.settings.persistence == "overwrite":
+            payload = self.codec.pack(plain)
             if not self.store.overwrite(key, payload, ttl):
                 return Saved.GONE
             state.mark_persisted(payload, plain)
             return Saved.WRITTEN
-        return self._compare_and_set(state, key, plain, payload, ttl)
+        return self._compare_and_set(state, key, plain, ttl, delete=False)
+
+    def delete_emptied(self, state: SessionState, key: str, ttl: int | None) -> Saved:
+        """Delete a session this request emptied (``invalidate_empty_session``).
+
+        With compare-and-set, only if nobody wrote meanwhile: else the merged data is
+        written (or, if the merge is empty too, deleted).
+        """
+        if self.settings.persistence == "overwrite":
+            self.store.delete(key)
+            return Saved.DELETED
+        return self._compare_and_set(state, key, None, ttl, delete=True)
 
     def _compare_and_set(
-        self, state: SessionState, key: str, plain: bytes, payload: bytes, ttl: int | None
+        self, state: SessionState, key: str, plain: bytes | None, ttl: int | None, delete: bool
     ) -> Saved:
+        """Write ``plain`` (delete, if None) unless another request wrote; then merge, retry."""
         store, codec, s = self.store, self.codec, self.settings
+        payload = None if plain is None else codec.pack(plain)
+        conflicts: set[str] = set()
         for attempt in range(s.cas_retries + 1):
             assert state.loaded is not None
             try:
-                outcome, current = store.compare_and_set(key, state.loaded, payload, ttl)
+                if payload is None:
+                    outcome, current = store.compare_and_delete(key, state.loaded)
+                else:
+                    outcome, current = store.compare_and_set(key, state.loaded, payload, ttl)
             except WrongTypeError:  # replaced by a non-string value: not ours to keep
                 return Saved.GONE
             if outcome is CasOutcome.WRITTEN:
+                self._report(conflicts)
+                if payload is None or plain is None:
+                    return Saved.DELETED
                 state.mark_persisted(payload, plain)
                 return Saved.WRITTEN
             if outcome is CasOutcome.GONE or current is None:
@@ -123,13 +147,51 @@ class SessionWriter:
                     if current is None:
                         return Saved.GONE
                 fresh_plain = codec.unpack(current)
-                fresh = codec.decode_plain(fresh_plain)
+                theirs = codec.decode_plain(fresh_plain)
             except (DecodeError, WrongTypeError):  # replaced by garbage: not ours to keep
                 return Saved.GONE
-            state.rebase(fresh, current, fresh_plain, codec, s.detect_changes)
-            plain = codec.encode_plain(state.record)
+            merged, clashes = merge_records(
+                state.base(codec), state.record, theirs, state.increments
+            )
+            if clashes and s.on_conflict == "strict":
+                raise SessionWriteConflict(
+                    f"both requests changed {_names(clashes)}", keys=tuple(sorted(clashes))
+                )
+            conflicts.update(clashes)
+            state.adopt(merged, current, fresh_plain)
+            if delete and not merged.data:
+                plain = payload = None
+                continue
+            plain = codec.encode_plain(merged)
             if plain == fresh_plain:  # our changes are in Redis already
                 state.mark_persisted(current, plain)
+                self._report(conflicts)
                 return Saved.WRITTEN
             payload = codec.pack(plain)
         raise SessionWriteConflict(f"gave up after {s.cas_retries + 1} conflicting writes")
+
+    def _report(self, conflicts: set[str]) -> None:
+        if conflicts:
+            self.on_conflict(tuple(sorted(conflicts)))
+
+
+def merge_records(
+    base: SessionRecord, ours: SessionRecord, theirs: SessionRecord, increments: Mapping[str, Any]
+) -> tuple[SessionRecord, tuple[str, ...]]:
+    """Three-way merge of whole records: the data by :func:`~.merge.merge`, then the metadata.
+
+    ``created`` is the stored one; ``timeout`` and ``expires`` are taken from the side
+    that changed them (this request's when both did, except that a timeout adjusted only
+    by the other request brings its expiry along).
+    """
+    result = merge(base.data, ours.data, theirs.data, increments)
+    if ours.timeout == base.timeout and theirs.timeout != base.timeout:
+        timeout, expires = theirs.timeout, theirs.expires
+    else:
+        timeout = ours.timeout
+        expires = theirs.expires if ours.expires == base.expires else ours.expires
+    return SessionRecord(result.data, theirs.created, timeout, expires), result.conflicts
+
+
+def _names(keys: Iterable[str]) -> str:
+    return ", ".join(repr(key) for key in sorted(keys))

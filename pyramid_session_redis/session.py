@@ -123,7 +123,16 @@ class RedisSession:
         return self._storage
 
     def _writer(self) -> SessionWriter:
-        return SessionWriter(self._store(), self._factory.codec, self._settings)
+        return SessionWriter(self._store(), self._factory.codec, self._settings, self._conflicted)
+
+    def _conflicted(self, keys: tuple[str, ...]) -> None:
+        """Another request changed the same keys: ours were kept; say so, never the values."""
+        log_id = self._factory.log_id(self._session_id)
+        names = ", ".join(repr(key) for key in keys)
+        log.warning("session %s: concurrent changes to %s; this request's kept", log_id, names)
+        logger = self._settings.func_conflict_logger
+        if logger is not None:
+            logger(self.request, SessionWriteConflict(f"session {log_id}: {names}", keys))
 
     def _load(self) -> SessionState:
         self._register_callbacks()
@@ -294,8 +303,8 @@ class RedisSession:
         elif action is Write.REFRESH:
             self.do_refresh()
         elif action is Write.DELETE:
-            self._store().delete(self._factory.key(self._require_id()))
-            self._phase = Phase.NEW
+            key = self._factory.key(self._require_id())
+            self._saved(self._writer().delete_emptied(state, key, self._write_ttl()))
 
     def _assign_id(self) -> str:
         self._session_id = self._factory.new_id()
@@ -325,9 +334,13 @@ class RedisSession:
     def _write(self, state: SessionState, plain: bytes) -> None:
         """Store the plain form ``plain`` of the state's record (see ``Codec``)."""
         key = self._factory.key(self._require_id())
-        saved = self._writer().save(state, key, plain, self._write_ttl())
+        self._saved(self._writer().save(state, key, plain, self._write_ttl()))
+
+    def _saved(self, saved: Saved) -> None:
         if saved is Saved.GONE:
             self._gone()
+        elif saved is Saved.DELETED:
+            self._phase = Phase.NEW
         else:
             self._pending.ttl_override, self._pending.refresh_due = None, False
 

@@ -21,6 +21,7 @@ from .exceptions import ConfigurationError
 
 INI_PREFIX = "redis.sessions."
 PERSISTENCE_MODES = ("cas", "overwrite")
+CONFLICT_POLICIES = ("ours", "strict")
 SAMESITE_VALUES = ("strict", "lax", "none")
 MAX_COOKIE_LENGTH = 4096
 
@@ -73,6 +74,8 @@ class SessionSettings:
     invalidate_empty_session: bool = True
     persistence: str = "cas"
     cas_retries: int = 30
+    on_conflict: str = "ours"
+    func_conflict_logger: Callable[[Any, Exception], Any] | None = None
     degraded_mode: bool = False
     compress_threshold: int | None = 1024
     compression: str = "zstd"
@@ -122,6 +125,7 @@ _CALLABLES = (
     "id_generator",
     "func_check_response_allow_cookies",
     "func_invalid_logger",
+    "func_conflict_logger",
 )
 
 
@@ -213,6 +217,8 @@ def _validate(s: SessionSettings) -> None:
         _fail(f"`compression` must be one of {', '.join(COMPRESSIONS)}", "compression")
     if not isinstance(s.cas_retries, int) or s.cas_retries < 0:
         _fail("`cas_retries` must be a whole number >= 0", "cas_retries")
+    if s.on_conflict not in CONFLICT_POLICIES:
+        _fail(f"`on_conflict` must be one of {CONFLICT_POLICIES}", "on_conflict")
 
 
 # A cookie name (RFC 6265 token) that WebOb will write: not starting with "$" and not
@@ -321,6 +327,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "invalidate_empty_session": _BOOL,
     "persistence": _STR,
     "cas_retries": _INT,
+    "on_conflict": _STR,
     "degraded_mode": _BOOL,
     "compress_threshold": _INT,
     "compression": _STR,

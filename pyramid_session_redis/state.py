@@ -14,8 +14,6 @@ from typing import Any
 from .codec import Codec, SessionRecord
 from .serializer import is_immutable
 
-_MISSING: Any = object()
-
 
 class SessionState:
     """The managed dict of one session plus this request's change log."""
@@ -76,11 +74,13 @@ class SessionState:
         self.increments.pop(key, None)
 
     def incr(self, key: str, amount: Any) -> Any:
+        """Add ``amount``: a delta to merge, unless this request set or deleted the key."""
         value = self.data.get(key, 0) + amount
-        self.data[key] = value
-        if key not in self.written:
+        if key in self.written or key in self.deleted:
+            self.assign(key, value)  # the value is this request's own, not an increment
+        else:
+            self.data[key] = value
             self.increments[key] = self.increments.get(key, 0) + amount
-        self.deleted.discard(key)
         return value
 
     def touch_meta(self, **fields: Any) -> None:
@@ -117,44 +117,18 @@ class SessionState:
         self.meta_changed = self.forced = False
 
     # -- compare-and-set merge ----------------------------------------------------
-    def changed_keys(self, codec: Codec, detect_changes: bool) -> set[str]:
-        """Top-level keys this request set or mutated in place (not deletions)."""
-        changed = set(self.written)
-        candidates = self.exposed - changed - set(self.increments)
-        if not candidates:
-            return changed
-        if not detect_changes:  # cannot compare: anything handed out counts
-            return changed | (candidates if self.forced else set())
-        plain = self.loaded_plain
-        original = codec.decode_plain(plain).data if plain is not None else {}
-        for key in candidates:
-            before = original.get(key, _MISSING)
-            after = self.data.get(key, _MISSING)
-            if (
-                before is _MISSING
-                or after is _MISSING
-                or codec.encode_value(before) != codec.encode_value(after)
-            ):
-                changed.add(key)
-        return changed
+    def base(self, codec: Codec) -> SessionRecord:
+        """A fresh copy of the record as loaded (the merge base); empty for a new session."""
+        if self.loaded_plain is None:
+            return SessionRecord({}, self.record.created, None, None)
+        return codec.decode_plain(self.loaded_plain)
 
-    def rebase(
-        self, fresh: SessionRecord, raw: bytes, plain: bytes, codec: Codec, detect_changes: bool
-    ) -> None:
-        """Replay this request's changes onto ``fresh`` (the copy now in Redis, ``raw``)."""
-        changed = self.changed_keys(codec, detect_changes)
-        merged = dict(fresh.data)
-        for key in changed:
-            if key in self.data:
-                merged[key] = self.data[key]
-        for key in self.deleted:
-            merged.pop(key, None)
-        for key, amount in self.increments.items():
-            merged[key] = merged.get(key, 0) + amount
-        if not self.meta_changed:
-            self.record.timeout, self.record.expires = fresh.timeout, fresh.expires
-        self.record.created = fresh.created
-        self.record.data = self.data = merged
+    def adopt(self, record: SessionRecord, raw: bytes, plain: bytes) -> None:
+        """Continue from ``record``, merged onto the copy now in Redis (``raw``, ``plain``).
+
+        That copy becomes the baseline of the next compare-and-set; increments stay
+        pending, as deltas over it.
+        """
+        self.record, self.data = record, record.data
         self.loaded, self.loaded_plain = raw, plain
-        self.written = changed & set(merged)
-        self.exposed.clear()
+        self.forced = True

@@ -35,6 +35,7 @@ class SessionStore(Protocol):
     def compare_and_set(
         self, key: str, expected: bytes, payload: bytes, ttl: int | None
     ) -> tuple[CasOutcome, bytes | None]: ...
+    def compare_and_delete(self, key: str, expected: bytes) -> tuple[CasOutcome, bytes | None]: ...
     def refresh(self, key: str, ttl: int) -> None: ...
     def delete(self, key: str) -> None: ...
 
@@ -56,6 +57,16 @@ end
 return 1
 """
 CAS_SCRIPT_SHA = hashlib.sha1(CAS_SCRIPT.encode()).hexdigest()
+
+# Deletes KEYS[1] only if it still holds ARGV[1]; same replies as CAS_SCRIPT.
+CAD_SCRIPT = """
+local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+if current ~= ARGV[1] then return current end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+CAD_SCRIPT_SHA = hashlib.sha1(CAD_SCRIPT.encode()).hexdigest()
 
 
 class ServerFeatures:
@@ -136,12 +147,23 @@ class RedisStore:
             outcome = self._set_ifeq(key, expected, payload, ttl)
             if outcome is not None:
                 return outcome
-        args = (key, expected, payload, ttl or 0)
-        with _backend_errors("save the session"):
+        return self._script(
+            "save the session", CAS_SCRIPT, CAS_SCRIPT_SHA, key, expected, payload, ttl or 0
+        )
+
+    def compare_and_delete(self, key: str, expected: bytes) -> tuple[CasOutcome, bytes | None]:
+        """Delete the key only if it still holds ``expected`` (an emptied session)."""
+        return self._script("delete the session", CAD_SCRIPT, CAD_SCRIPT_SHA, key, expected)
+
+    def _script(
+        self, action: str, script: str, sha: str, key: str, *args: Any
+    ) -> tuple[CasOutcome, bytes | None]:
+        """Run a compare-then-act script by SHA (EVAL if the server lacks it)."""
+        with _backend_errors(action):
             try:
-                result = self.channel.execute("EVALSHA", CAS_SCRIPT_SHA, 1, *args)
+                result = self.channel.execute("EVALSHA", sha, 1, key, *args)
             except NoScriptError:  # script cache flushed or a new server: EVAL caches it
-                result = self.channel.execute("EVAL", CAS_SCRIPT, 1, *args)
+                result = self.channel.execute("EVAL", script, 1, key, *args)
         if result == 1:
             return CasOutcome.WRITTEN, None
         if result == 0:

@@ -28,7 +28,7 @@ from pyramid.request import Request
 
 from pyramid_session_redis import RedisSessionFactory
 from pyramid_session_redis.codec import SafeCodec
-from pyramid_session_redis.exceptions import InvalidSession, SessionGone
+from pyramid_session_redis.exceptions import InvalidSession, SessionGone, SessionWriteConflict
 from pyramid_session_redis.store import CAS_SCRIPT
 from tests.app import SECRET, build_wsgi_app
 from tests.redis_stats import CommandCounter
@@ -489,6 +489,22 @@ def gated_apply(gate: Gate) -> Any:
                 session[key].append(arg[0])
             elif op == "read":  # hands out the (mutable) value without changing it
                 _ = session[key]
+            elif op == "flash":
+                session.flash(arg[0], queue=key)
+            elif op == "pop_flash":
+                session.pop_flash(queue=key)
+            elif op == "nested":  # in place, as s.setdefault("prefs", {})[k] = 1
+                session.setdefault(key, {})[arg[0]] = arg[1]
+            elif op == "managed_set":
+                session.managed_dict[key] = arg[0]
+            elif op == "managed_del":
+                del session.managed_dict[key]
+            elif op == "setof":
+                session[key] = set(arg[0])
+            elif op == "add":  # to a set, in place
+                session[key].add(arg[0])
+            elif op == "discard":
+                session[key].discard(arg[0])
             else:
                 raise ValueError(op)
         if request.params.get("hold"):
@@ -616,3 +632,252 @@ def test_in_place_mutation_merges_with_a_concurrent_set(
     assert stored(redis_client, session_id) == {"items": [1, 2], "keep": True, "other": "x"}
     assert script_calls(commands) == 3
     assert harness.logged == []
+
+
+# --------------------------------------------------------------------------- structural merge
+
+
+class Conflicts(list[tuple[str, tuple[str, ...]]]):
+    """A ``func_conflict_logger`` recording (request path, conflicting keys)."""
+
+    def __call__(self, request: Request, conflict: SessionWriteConflict) -> None:
+        self.append((request.path, conflict.keys))
+
+
+def seeded(harness: Harness, gate: Gate, ops: list[Any]) -> tuple[str, str]:
+    """A new session prepared by one (unheld) apply request: (cookie, session id)."""
+    with harness.client() as client:
+        assert client.get("/apply", {"ops": json.dumps(ops)}).status == 200
+        cookie = client.cookie
+        assert cookie is not None
+        session_id = client.get("/session_id").json
+    harness.logged.clear()
+    return cookie, session_id
+
+
+MERGES = [
+    pytest.param(
+        [["flash", "", "a"]],
+        [["flash", "", "b"]],
+        [["set", "keep", 1]],
+        {"_f_": ["b", "a"], "keep": 1},
+        id="both-flash-into-an-empty-queue",
+    ),
+    pytest.param(
+        [["pop_flash", ""]],
+        [["flash", "", "new"]],
+        [["flash", "", "old"], ["set", "user", 7]],
+        {"_f_": ["new"], "user": 7},
+        id="pop_flash-while-another-flashes",
+    ),
+    pytest.param(
+        [["flash", "", "new"]],
+        [["pop_flash", ""]],
+        [["flash", "", "old"], ["set", "user", 7]],
+        {"_f_": ["new"], "user": 7},
+        id="flash-while-another-pops",
+    ),
+    pytest.param(
+        [["nested", "prefs", "a", 1]],
+        [["nested", "prefs", "b", 2]],
+        [["set", "keep", 1]],
+        {"prefs": {"a": 1, "b": 2}, "keep": 1},
+        id="nested-dict-keys-added-in-place",
+    ),
+    pytest.param(
+        [["managed_set", "x", 1], ["managed_del", "z"]],
+        [["set", "b", 2]],
+        [["set", "z", "login"]],
+        {"x": 1, "b": 2},
+        id="managed_dict-add-and-delete",
+    ),
+    pytest.param(
+        [["set", "b", 1]],
+        [["managed_set", "x", 1], ["managed_del", "z"]],
+        [["set", "z", "login"]],
+        {"x": 1, "b": 1},
+        id="managed_dict-change-by-the-first-writer",
+    ),
+    pytest.param(
+        [["add", "tags", "a"], ["discard", "tags", "old"]],
+        [["add", "tags", "b"]],
+        [["setof", "tags", ["old", "kept"]]],
+        {"tags": {"a", "b", "kept"}},
+        id="set-elements-added-and-removed",
+    ),
+]
+
+
+@pytest.mark.parametrize(("ops_a", "ops_b", "seed", "expected"), MERGES)
+def test_structures_changed_by_two_overlapping_requests_merge(
+    ops_a: list[Any],
+    ops_b: list[Any],
+    seed: list[Any],
+    expected: dict[str, Any],
+    serve: Any,
+    redis_client: redis.Redis,
+) -> None:
+    gate, conflicts = Gate(), Conflicts()
+    harness = serve({"apply": gated_apply(gate)}, func_conflict_logger=conflicts)
+    cookie, session_id = seeded(harness, gate, seed)
+
+    reply_a, reply_b, _ = a_then_b(harness, gate, cookie, ops_a, ops_b, lambda: None)
+
+    assert (reply_a.status, reply_b.status) == (200, 200)
+    assert stored(redis_client, session_id) == expected
+    assert conflicts == []
+    assert harness.logged == []
+
+
+def test_delete_then_incr_is_an_assignment_not_an_increment(
+    serve: Any, redis_client: redis.Redis
+) -> None:
+    """A deleted, then incremented, counter holds the amount: it conflicts with B's incr."""
+    gate, conflicts = Gate(), Conflicts()
+    harness = serve({"apply": gated_apply(gate)}, func_conflict_logger=conflicts)
+    cookie, session_id = seeded(harness, gate, [["set", "n", 5]])
+
+    a_then_b(harness, gate, cookie, [["del", "n"], ["incr", "n", 1]], [["incr", "n", 10]], list)
+
+    assert stored(redis_client, session_id) == {"n": 1}  # this request's value, not 5+10+1
+    assert conflicts == [("/apply", ("n",))]
+
+
+def test_a_conflicting_scalar_keeps_this_requests_value_and_is_reported(
+    serve: Any, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    gate, conflicts = Gate(), Conflicts()
+    harness = serve({"apply": gated_apply(gate)}, func_conflict_logger=conflicts)
+    cookie, session_id = seeded(harness, gate, [["set", "k", "initial"], ["set", "m", 0]])
+    caplog.set_level(logging.WARNING, logger="pyramid_session_redis")
+
+    a_then_b(harness, gate, cookie, [["set", "k", "A"], ["set", "a", 1]], [["set", "k", "B"]], list)
+
+    assert stored(redis_client, session_id) == {"k": "A", "m": 0, "a": 1}
+    assert conflicts == [("/apply", ("k",))]
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "pyramid_session_redis"]
+    assert "'k'" in line and session_id not in line and "'A'" not in line and "'B'" not in line
+
+
+def test_strict_conflicts_raise_and_write_nothing(serve: Any, redis_client: redis.Redis) -> None:
+    gate, conflicts = Gate(), Conflicts()
+    harness = serve(
+        {"apply": gated_apply(gate)}, func_conflict_logger=conflicts, on_conflict="strict"
+    )
+    cookie, session_id = seeded(harness, gate, [["set", "k", "initial"]])
+
+    with server_exceptions() as raised:
+        reply_a, reply_b, _ = a_then_b(
+            harness, gate, cookie, [["set", "k", "A"], ["set", "a", 1]], [["set", "k", "B"]], list
+        )
+
+    assert (reply_a.status, reply_b.status) == (500, 200)
+    assert raised == Counter({"SessionWriteConflict": 1})
+    assert stored(redis_client, session_id) == {"k": "B"}  # A wrote nothing, not even "a"
+    assert conflicts == []  # raised, not reported
+
+
+def test_disjoint_merges_in_strict_mode_still_write(serve: Any, redis_client: redis.Redis) -> None:
+    gate = Gate()
+    harness = serve({"apply": gated_apply(gate)}, on_conflict="strict")
+    cookie, session_id = seeded(harness, gate, [["set", "k", "initial"]])
+
+    reply_a, reply_b, _ = a_then_b(
+        harness, gate, cookie, [["flash", "", "a"]], [["flash", "", "b"]], list
+    )
+
+    assert (reply_a.status, reply_b.status) == (200, 200)
+    assert stored(redis_client, session_id) == {"k": "initial", "_f_": ["b", "a"]}
+
+
+SHAPE_CLIENTS, SHAPE_REQUESTS = 8, 100
+
+
+def shapes(request: Request) -> Any:
+    """Every shape of issue 10's workload, changed by one request."""
+    session, key = request.session, f"c{request.params['c']}-{request.params['i']}"
+    len(session)
+    time.sleep(random.uniform(0, 0.002))
+    session[key] = 1  # a distinct key
+    cart = session.get("cart", [])
+    cart.append(key)
+    session["cart"] = cart  # read-modify-write of a list
+    session.setdefault("prefs", {})[key] = 1  # a nested dict, in place
+    session.flash(key)
+    session["n"] = session.get("n", 0) + 1  # a plain counter: a real conflict
+    session.incr("m")
+    return "ok"
+
+
+def run_shapes(harness: Harness, redis_client: redis.Redis) -> tuple[Counter[int], Any]:
+    """SHAPE_CLIENTS threads x SHAPE_REQUESTS requests of ``shapes`` on one session."""
+    starter, cookie, session_id = open_session(harness, seed=0)
+    starter.close()
+    statuses: Counter[int] = Counter()
+    lock = threading.Lock()
+    deadline = time.monotonic() + WORKLOAD_DEADLINE
+
+    def client_loop(number: int) -> None:
+        with harness.client(cookie) as client:
+            for i in range(SHAPE_REQUESTS):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"client {number} stopped at request {i}")
+                reply = client.get("/shapes", {"c": number, "i": i})
+                client.cookie = cookie
+                with lock:
+                    statuses[reply.status] += 1
+
+    threads = [run_in_thread(client_loop, n) for n in range(SHAPE_CLIENTS)]
+    for thread, out in threads:
+        thread.join(max(0.1, deadline - time.monotonic() + 5))
+        assert not thread.is_alive(), "client thread did not finish"
+        assert out == [None]
+    return statuses, stored(redis_client, session_id)
+
+
+def test_the_shapes_applications_change_concurrently_lose_nothing(
+    serve: Any, redis_client: redis.Redis
+) -> None:
+    """8 clients x 100 requests: distinct keys, list appends, nested keys, flash, incr."""
+    conflicts = Conflicts()
+    harness = serve(
+        {"shapes": shapes}, cas_retries=CONTENDED_CAS_RETRIES, func_conflict_logger=conflicts
+    )
+    statuses, data = run_shapes(harness, redis_client)
+    total = SHAPE_CLIENTS * SHAPE_REQUESTS
+    keys = {f"c{c}-{i}" for c in range(SHAPE_CLIENTS) for i in range(SHAPE_REQUESTS)}
+
+    assert statuses == Counter({200: total})
+    assert data is not None
+    assert {k for k in data if k[1:2].isdigit()} == keys  # distinct keys
+    assert sorted(data["cart"]) == sorted(keys)  # list appends, none twice
+    assert set(data["prefs"]) == keys  # nested dict keys
+    assert sorted(data["_f_"]) == sorted(keys)  # flash messages
+    assert data["m"] == total  # incr
+    # The plain counter is a real conflict: reported (never silently), ours kept.
+    # (Two requests that both stored the same new value agree: not a conflict.)
+    assert data["n"] < total
+    assert conflicts and all(keys == ("n",) for _, keys in conflicts)
+
+
+def test_a_concurrently_emptied_session_is_deleted_like_a_logout(
+    serve: Any, redis_client: redis.Redis
+) -> None:
+    """B pops the last message: the session is empty and deleted (invalidate_empty_session).
+
+    A's write to it is then dropped and reported, as after a logout: a deleted session
+    is never written back. With ``invalidate_empty_session=False`` it merges instead.
+    """
+    for invalidate_empty in (True, False):
+        gate = Gate()
+        harness = serve({"apply": gated_apply(gate)}, invalidate_empty_session=invalidate_empty)
+        cookie, session_id = seeded(harness, gate, [["flash", "", "old"]])
+
+        a_then_b(harness, gate, cookie, [["flash", "", "new"]], [["pop_flash", ""]], list)
+
+        if invalidate_empty:
+            assert not redis_client.exists(session_id)
+            assert [type(entry.problem) for entry in harness.logged] == [SessionGone]
+        else:
+            assert stored(redis_client, session_id) == {"_f_": ["new"]}
+            assert harness.logged == []
