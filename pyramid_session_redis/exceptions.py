@@ -30,6 +30,7 @@ __all__ = [
     "SessionBackendError",
     "SessionError",
     "SessionGone",
+    "SessionLockTimeout",
     "SessionWriteConflict",
 ]
 
@@ -120,6 +121,20 @@ class SessionBackendError(SessionError):
     def __init__(self, message: str, error: BaseException | None = None) -> None:
         super().__init__(message)
         self.error = error
+
+
+class SessionLockTimeout(SessionBackendError):
+    """``persistence = lock``: another request of the session held the lock for longer
+    than ``lock_wait``; the request gave up waiting.
+
+    ``waited`` is how long it waited (seconds), ``attempts`` how often it tried. Map it
+    to a 503 (or a 429) with an exception view.
+    """
+
+    def __init__(self, message: str, waited: float, attempts: int) -> None:
+        super().__init__(message)
+        self.waited = waited
+        self.attempts = attempts
 
 
 class SessionWriteConflict(SessionError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -20,13 +21,19 @@ from .codec import COMPRESSIONS
 from .exceptions import ConfigurationError
 
 INI_PREFIX = "redis.sessions."
-PERSISTENCE_MODES = ("cas", "overwrite")
+PERSISTENCE_MODES = ("cas", "overwrite", "lock")
 SAMESITE_VALUES = ("strict", "lax", "none")
 MAX_COOKIE_LENGTH = 4096
 
 # Bounded by default so that a hung Redis cannot hang a worker (seconds).
 DEFAULT_SOCKET_TIMEOUT = 5.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
+# persistence = lock (seconds): the lease outlives any sane request (a request that
+# outlives it has its write refused), yet a crashed worker blocks its user only briefly;
+# a waiting request gives up well before common 30-60 s proxy timeouts.
+DEFAULT_LOCK_TIMEOUT = 10.0
+DEFAULT_LOCK_WAIT = 5.0
+LOCK_OPTIONS = ("lock_timeout", "lock_wait")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +80,8 @@ class SessionSettings:
     invalidate_empty_session: bool = True
     persistence: str = "cas"
     cas_retries: int = 30
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    lock_wait: float = DEFAULT_LOCK_WAIT
     degraded_mode: bool = False
     compress_threshold: int | None = 1024
     compression: str = "zstd"
@@ -107,6 +116,11 @@ class SessionSettings:
         """The sliding TTL is refreshed by the read itself (GETEX)."""
         return self.redis_ttl and self.timeout_trigger is None
 
+    @property
+    def lock_lease_ms(self) -> int:
+        """``lock_timeout`` in whole milliseconds (rounded up), as ``SET … PX`` takes it."""
+        return math.ceil(self.lock_timeout * 1000)
+
 
 OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(SessionSettings))
 # Names used by the 1.8 documentation that its own factory rejected.
@@ -139,6 +153,13 @@ def build_settings(secret: str | bytes | None = None, **options: Any) -> Session
     for name in ("set_redis_ttl_readheavy", "deserialized_fails_new"):
         if options.get(name) is None and name in options:
             options[name] = False
+    lock_options = [name for name in LOCK_OPTIONS if name in options]
+    if lock_options and options.get("persistence") != "lock":
+        _fail(
+            f"`{lock_options[0]}` only applies with `persistence = lock`",
+            *lock_options,
+            "persistence",
+        )
     settings = SessionSettings(secret=secret, **options)
     _validate(settings)
     return settings
@@ -213,6 +234,14 @@ def _validate(s: SessionSettings) -> None:
         _fail(f"`compression` must be one of {', '.join(COMPRESSIONS)}", "compression")
     if not isinstance(s.cas_retries, int) or s.cas_retries < 0:
         _fail("`cas_retries` must be a whole number >= 0", "cas_retries")
+    for name in LOCK_OPTIONS:
+        value = getattr(s, name)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not 0 < value < math.inf
+        ):
+            _fail(f"`{name}` must be a number of seconds > 0, got {value!r}", name)
 
 
 # A cookie name (RFC 6265 token) that WebOb will write: not starting with "$" and not
@@ -321,6 +350,8 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "invalidate_empty_session": _BOOL,
     "persistence": _STR,
     "cas_retries": _INT,
+    "lock_timeout": _FLOAT,
+    "lock_wait": _FLOAT,
     "degraded_mode": _BOOL,
     "compress_threshold": _INT,
     "compression": _STR,
