@@ -88,7 +88,7 @@ def lock_key(session_key: str) -> str:
 
 
 # ``psr0``, ``psr1``... cover every one of the 16384 slots before this bound (tested).
-TAG_SEARCH_LIMIT = 400_000
+TAG_SEARCH_LIMIT = 200_000
 
 
 @functools.lru_cache(maxsize=256)
