@@ -39,15 +39,16 @@ LEASE_MS = 10_000
 
 
 @pytest.fixture(params=["direct", "client"])
-def store(request: pytest.FixtureRequest, redis_url: str, redis_client: redis.Redis) -> RedisStore:
+def store(
+    request: pytest.FixtureRequest, redis_url: str, redis_client: redis.Redis
+) -> Iterator[RedisStore]:
     """A store over our own connections, and over a redis-py client (a user's pool)."""
     pool = redis.ConnectionPool.from_url(redis_url)
-    channel = (
-        DirectChannel(pool)
-        if request.param == "direct"
-        else ClientChannel(redis.Redis(connection_pool=pool))
-    )
-    return RedisStore(channel, ServerFeatures())
+    client = redis.Redis(connection_pool=pool)
+    channel = DirectChannel(pool) if request.param == "direct" else ClientChannel(client)
+    yield RedisStore(channel, ServerFeatures())
+    client.close()
+    pool.disconnect()
 
 
 def lock_holder(client: redis.Redis) -> bytes | None:
