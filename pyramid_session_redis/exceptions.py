@@ -30,6 +30,8 @@ __all__ = [
     "SessionBackendError",
     "SessionError",
     "SessionGone",
+    "SessionLockLost",
+    "SessionLockTimeout",
     "SessionWriteConflict",
 ]
 
@@ -122,6 +124,20 @@ class SessionBackendError(SessionError):
         self.error = error
 
 
+class SessionLockTimeout(SessionBackendError):
+    """``persistence = lock``: another request of the session held the lock for longer
+    than ``lock_wait``; the request gave up waiting.
+
+    ``waited`` is how long it waited (seconds), ``attempts`` how often it tried. Map it
+    to a 503 (or a 429) with an exception view.
+    """
+
+    def __init__(self, message: str, waited: float, attempts: int) -> None:
+        super().__init__(message)
+        self.waited = waited
+        self.attempts = attempts
+
+
 class SessionWriteConflict(SessionError):
     """Two requests changed the same part of a session in ways that cannot be merged.
 
@@ -135,6 +151,12 @@ class SessionWriteConflict(SessionError):
     def __init__(self, message: str, keys: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.keys = keys
+
+
+class SessionLockLost(SessionWriteConflict):
+    """``persistence = lock``: the lock's lease (``lock_timeout``) ran out before this
+    request saved, so another request may have taken it; nothing was written.
+    """
 
 
 # Readable aliases for the 1.8 names.

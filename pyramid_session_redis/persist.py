@@ -9,7 +9,10 @@ command where it can:
   wants to store, what Redis holds now) are merged and the write retried, backing off
   under heavy contention; a session deleted meanwhile is never written back;
 - ``persistence="overwrite"`` writes with ``SET … XX`` (last writer wins, no
-  resurrection either).
+  resurrection either);
+- ``persistence="lock"``: the request holds the session's lock since it loaded it, so
+  nothing can have changed: the write (or refresh, or delete) releases the lock in the
+  same round trip, and is refused if the lock's lease ran out (:mod:`.lock`).
 
 Nothing here knows about cookies or responses: the session acts on the outcome.
 """
@@ -23,7 +26,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .codec import Codec, DecodeError, SessionRecord
-from .exceptions import SessionBackendError, SessionWriteConflict
+from .exceptions import SessionBackendError, SessionLockLost, SessionWriteConflict
+from .lock import LockOutcome
 from .merge import merge
 from .store import CasOutcome, SessionStore, WrongTypeError
 
@@ -92,8 +96,23 @@ class SessionWriter:
             session_id = ids()  # id collision: never touch someone else's session
         raise SessionBackendError("could not find a free session id")
 
-    def save(self, state: SessionState, key: str, plain: bytes, ttl: int | None) -> Saved:
-        """Write ``plain`` (the state's record, encoded) over the stored session at ``key``."""
+    def save(
+        self, state: SessionState, key: str, plain: bytes, ttl: int | None, lock: str | None
+    ) -> Saved:
+        """Write ``plain`` (the state's record, encoded) over the stored session at ``key``.
+
+        ``lock``: the token of the session lock this request holds (``persistence =
+        lock``): the write releases it, and is refused if the lease ran out.
+        """
+        if lock is not None:
+            payload = self.codec.pack(plain)
+            outcome = self.store.write_unlock(key, lock, payload, ttl)
+            if outcome is LockOutcome.FENCED:
+                raise SessionLockLost("the session lock's lease ran out before the write")
+            if outcome is LockOutcome.GONE:
+                return Saved.GONE
+            state.mark_persisted(payload, plain)
+            return Saved.WRITTEN
         if self.settings.persistence == "overwrite":
             payload = self.codec.pack(plain)
             if not self.store.overwrite(key, payload, ttl):
@@ -102,12 +121,17 @@ class SessionWriter:
             return Saved.WRITTEN
         return self._compare_and_set(state, key, plain, ttl, delete=False)
 
-    def delete_emptied(self, state: SessionState, key: str, ttl: int | None) -> Saved:
+    def delete_emptied(
+        self, state: SessionState, key: str, ttl: int | None, lock: str | None
+    ) -> Saved:
         """Delete a session this request emptied (``invalidate_empty_session``).
 
         With compare-and-set, only if nobody wrote meanwhile: else the merged data is
-        written (or, if the merge is empty too, deleted).
+        written (or, if the merge is empty too, deleted). Under the lock, at once.
         """
+        if lock is not None:
+            self.store.delete_unlock(key, lock)
+            return Saved.DELETED
         if self.settings.persistence == "overwrite":
             self.store.delete(key)
             return Saved.DELETED

@@ -28,8 +28,10 @@ from .exceptions import (
     RawDeserializationError,
     SessionBackendError,
     SessionGone,
+    SessionLockTimeout,
     SessionWriteConflict,
 )
+from .lock import acquire_and_load
 from .persist import Saved, SessionWriter
 from .plan import Cookie, Write, plan_cookie, plan_write
 from .state import SessionState
@@ -101,6 +103,8 @@ class RedisSession:
         self._storage: SessionStore | None = None
         self._session_id: str | None = None
         self._pending = Pending()
+        self._lock: str | None = None  # persistence = lock: our token, while held
+        self._locked_key: str | None = None
         self._callbacks = False
         self._response: Response | None = None
         self._cookie_max_age = self._settings.cookie_max_age
@@ -141,8 +145,9 @@ class RedisSession:
             return self._start_new(self._cookie_problem)
         s = self._settings
         ttl = s.timeout if s.refresh_on_read else None
+        key = self._factory.key(session_id)
         try:
-            raw = self._store().load(self._factory.key(session_id), ttl)
+            raw = self._load_locked(key, ttl) if s.lock_mode else self._store().load(key, ttl)
             if raw is None:
                 return self._start_new(InvalidSession_NotInBackend(session_id))
             plain = self._factory.codec.unpack(raw)
@@ -150,7 +155,7 @@ class RedisSession:
         except (DecodeError, WrongTypeError) as exc:
             return self._undecodable(exc)
         except SessionBackendError as exc:
-            if not s.degraded_mode:
+            if not s.degraded_mode or isinstance(exc, SessionLockTimeout):
                 raise
             return self._degrade(session_id, exc)
         current = now()
@@ -161,6 +166,32 @@ class RedisSession:
         self._state, self._session_id, self._phase = state, session_id, Phase.LOADED
         self._schedule_refresh(state, current)
         return state
+
+    def _load_locked(self, key: str, ttl: int | None) -> bytes | None:
+        """Wait for the session's lock and load; the lock is held until the end."""
+        s = self._settings
+        lock, raw = acquire_and_load(self._store(), key, s.lock_lease_ms, s.lock_wait, ttl)
+        if lock is not None:
+            self._lock, self._locked_key = lock, key
+        return raw
+
+    def _take_lock(self) -> str | None:
+        """The lock token, which the caller's command releases; None if none is held."""
+        lock, self._lock = self._lock, None
+        return lock
+
+    def _release_lock(self) -> None:
+        """Release a lock that no write, refresh or delete has released."""
+        lock = self._take_lock()
+        if lock is None or self._locked_key is None:
+            return
+        try:
+            self._store().release(self._locked_key, lock)
+        except SessionBackendError as exc:  # the lease frees it soon anyway
+            log.error("session %s: lock not released: %s", self._log_id(), exc)
+
+    def _log_id(self) -> str:
+        return self._factory.log_id(self._session_id or self._cookie_id)
 
     @property
     def _expiry_enforced(self) -> bool:
@@ -280,6 +311,7 @@ class RedisSession:
             # router for a WSGI middleware to turn into a 503.
             request.add_finished_callback(_Reraise(exc))
         finally:
+            self._release_lock()
             self.request = None  # no request <-> session cycle once the request is over
 
     def _finish(self, state: SessionState) -> None:
@@ -304,7 +336,8 @@ class RedisSession:
             self.do_refresh()
         elif action is Write.DELETE:
             key = self._factory.key(self._require_id())
-            self._saved(self._writer().delete_emptied(state, key, self._write_ttl()))
+            saved = self._writer().delete_emptied(state, key, self._write_ttl(), self._take_lock())
+            self._saved(saved)
 
     def _assign_id(self) -> str:
         self._session_id = self._factory.new_id()
@@ -334,7 +367,7 @@ class RedisSession:
     def _write(self, state: SessionState, plain: bytes) -> None:
         """Store the plain form ``plain`` of the state's record (see ``Codec``)."""
         key = self._factory.key(self._require_id())
-        self._saved(self._writer().save(state, key, plain, self._write_ttl()))
+        self._saved(self._writer().save(state, key, plain, self._write_ttl(), self._take_lock()))
 
     def _saved(self, saved: Saved) -> None:
         if saved is Saved.GONE:
@@ -375,7 +408,11 @@ class RedisSession:
         else:
             session_id, stored = self._session_id, self._stored
         if stored and session_id:
-            self._store().delete(self._factory.key(session_id))
+            key, lock = self._factory.key(session_id), self._take_lock()
+            if lock is not None:
+                self._store().delete_unlock(key, lock)
+            else:
+                self._store().delete(key)
         self._pending = Pending(invalidated=True)
         self._start_new(None)
 
@@ -568,7 +605,11 @@ class RedisSession:
         self._st  # noqa: B018 - loading decides
         ttl = force_redis_ttl if force_redis_ttl is not None else self._write_ttl()
         if self._stored and ttl is not None:
-            self._store().refresh(self._factory.key(self._require_id()), ttl)
+            key, lock = self._factory.key(self._require_id()), self._take_lock()
+            if lock is not None:
+                self._store().refresh_unlock(key, lock, ttl)
+            else:
+                self._store().refresh(key, ttl)
         self._pending.refresh_due, self._pending.ttl_override = False, None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -20,7 +21,7 @@ from .codec import COMPRESSIONS
 from .exceptions import ConfigurationError
 
 INI_PREFIX = "redis.sessions."
-PERSISTENCE_MODES = ("cas", "overwrite")
+PERSISTENCE_MODES = ("cas", "overwrite", "lock")
 CONFLICT_POLICIES = ("ours", "strict")
 SAMESITE_VALUES = ("strict", "lax", "none")
 MAX_COOKIE_LENGTH = 4096
@@ -28,6 +29,12 @@ MAX_COOKIE_LENGTH = 4096
 # Bounded by default so that a hung Redis cannot hang a worker (seconds).
 DEFAULT_SOCKET_TIMEOUT = 5.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
+# persistence = lock (seconds): the lease outlives any sane request (a request that
+# outlives it has its write refused), yet a crashed worker blocks its user only briefly;
+# a waiting request gives up well before common 30-60 s proxy timeouts.
+DEFAULT_LOCK_TIMEOUT = 10.0
+DEFAULT_LOCK_WAIT = 5.0
+LOCK_OPTIONS = ("lock_timeout", "lock_wait")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +83,8 @@ class SessionSettings:
     cas_retries: int = 30
     on_conflict: str = "ours"
     func_conflict_logger: Callable[[Any, Exception], Any] | None = None
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    lock_wait: float = DEFAULT_LOCK_WAIT
     degraded_mode: bool = False
     compress_threshold: int | None = 1024
     compression: str = "zstd"
@@ -110,6 +119,16 @@ class SessionSettings:
         """The sliding TTL is refreshed by the read itself (GETEX)."""
         return self.redis_ttl and self.timeout_trigger is None
 
+    @property
+    def lock_mode(self) -> bool:
+        """``persistence = lock``: one request of a session at a time."""
+        return self.persistence == "lock"
+
+    @property
+    def lock_lease_ms(self) -> int:
+        """``lock_timeout`` in whole milliseconds (rounded up), as ``SET … PX`` takes it."""
+        return math.ceil(self.lock_timeout * 1000)
+
 
 OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(SessionSettings))
 # Names used by the 1.8 documentation that its own factory rejected.
@@ -143,6 +162,13 @@ def build_settings(secret: str | bytes | None = None, **options: Any) -> Session
     for name in ("set_redis_ttl_readheavy", "deserialized_fails_new"):
         if options.get(name) is None and name in options:
             options[name] = False
+    lock_options = [name for name in LOCK_OPTIONS if name in options]
+    if lock_options and options.get("persistence") != "lock":
+        _fail(
+            f"`{lock_options[0]}` only applies with `persistence = lock`",
+            *lock_options,
+            "persistence",
+        )
     settings = SessionSettings(secret=secret, **options)
     _validate(settings)
     return settings
@@ -219,6 +245,14 @@ def _validate(s: SessionSettings) -> None:
         _fail("`cas_retries` must be a whole number >= 0", "cas_retries")
     if s.on_conflict not in CONFLICT_POLICIES:
         _fail(f"`on_conflict` must be one of {CONFLICT_POLICIES}", "on_conflict")
+    for name in LOCK_OPTIONS:
+        value = getattr(s, name)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not 0 < value < math.inf
+        ):
+            _fail(f"`{name}` must be a number of seconds > 0, got {value!r}", name)
 
 
 # A cookie name (RFC 6265 token) that WebOb will write: not starting with "$" and not
@@ -328,6 +362,8 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "persistence": _STR,
     "cas_retries": _INT,
     "on_conflict": _STR,
+    "lock_timeout": _FLOAT,
+    "lock_wait": _FLOAT,
     "degraded_mode": _BOOL,
     "compress_threshold": _INT,
     "compression": _STR,

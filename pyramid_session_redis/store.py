@@ -1,6 +1,7 @@
 """Storage: the few Redis operations a session needs, behind one small interface.
 
-Every operation touches exactly one key (Cluster-safe) and costs one round trip.
+Every operation costs one round trip and touches one key, or (``persistence = lock``)
+the session's key and its lock key, which share a hash slot (Cluster-safe).
 Errors from redis-py become :class:`SessionBackendError`.
 """
 
@@ -14,6 +15,18 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from .channel import CommandChannel
 from .exceptions import SessionBackendError
+from .lock import (
+    ACQUIRE_SCRIPT,
+    DELETE_SCRIPT,
+    OUTCOMES,
+    REFRESH_SCRIPT,
+    RELEASE_SCRIPT,
+    WRITE_SCRIPT,
+    LockedLoad,
+    LockOutcome,
+    Script,
+    lock_key,
+)
 
 
 class CasOutcome(enum.Enum):
@@ -38,6 +51,17 @@ class SessionStore(Protocol):
     def compare_and_delete(self, key: str, expected: bytes) -> tuple[CasOutcome, bytes | None]: ...
     def refresh(self, key: str, ttl: int) -> None: ...
     def delete(self, key: str) -> None: ...
+
+    # persistence = lock (see lock.py); ``token`` is the lock holder's.
+    def load_locked(
+        self, key: str, token: str, lease_ms: int, refresh_ttl: int | None
+    ) -> LockedLoad: ...
+    def write_unlock(
+        self, key: str, token: str, payload: bytes, ttl: int | None
+    ) -> LockOutcome: ...
+    def refresh_unlock(self, key: str, token: str, ttl: int) -> LockOutcome: ...
+    def delete_unlock(self, key: str, token: str) -> bool: ...
+    def release(self, key: str, token: str) -> bool: ...
 
 
 # Writes ARGV[2] only if the stored bytes are still ARGV[1]; the TTL rides along.
@@ -67,6 +91,7 @@ redis.call('DEL', KEYS[1])
 return 1
 """
 CAD_SCRIPT_SHA = hashlib.sha1(CAD_SCRIPT.encode()).hexdigest()
+CAS, CAD = Script(CAS_SCRIPT, CAS_SCRIPT_SHA), Script(CAD_SCRIPT, CAD_SCRIPT_SHA)
 
 
 class ServerFeatures:
@@ -147,28 +172,12 @@ class RedisStore:
             outcome = self._set_ifeq(key, expected, payload, ttl)
             if outcome is not None:
                 return outcome
-        return self._script(
-            "save the session", CAS_SCRIPT, CAS_SCRIPT_SHA, key, expected, payload, ttl or 0
-        )
+        args = (expected, payload, ttl or 0)
+        return _compared(self._script(CAS, (key,), args, "save the session"))
 
     def compare_and_delete(self, key: str, expected: bytes) -> tuple[CasOutcome, bytes | None]:
         """Delete the key only if it still holds ``expected`` (an emptied session)."""
-        return self._script("delete the session", CAD_SCRIPT, CAD_SCRIPT_SHA, key, expected)
-
-    def _script(
-        self, action: str, script: str, sha: str, key: str, *args: Any
-    ) -> tuple[CasOutcome, bytes | None]:
-        """Run a compare-then-act script by SHA (EVAL if the server lacks it)."""
-        with _backend_errors(action):
-            try:
-                result = self.channel.execute("EVALSHA", sha, 1, key, *args)
-            except NoScriptError:  # script cache flushed or a new server: EVAL caches it
-                result = self.channel.execute("EVAL", script, 1, key, *args)
-        if result == 1:
-            return CasOutcome.WRITTEN, None
-        if result == 0:
-            return CasOutcome.GONE, None
-        return CasOutcome.CONFLICT, _as_bytes(result)
+        return _compared(self._script(CAD, (key,), (expected,), "delete the session"))
 
     def _set_ifeq(
         self, key: str, expected: bytes, payload: bytes, ttl: int | None
@@ -197,6 +206,60 @@ class RedisStore:
     def delete(self, key: str) -> None:
         with _backend_errors("delete the session"):
             self.channel.execute("DEL", key)
+
+    # -- persistence = lock: one script call each (lock.py has the scripts) --
+
+    def load_locked(
+        self, key: str, token: str, lease_ms: int, refresh_ttl: int | None
+    ) -> LockedLoad:
+        """Take the lock (lease ``lease_ms``) and load, as ``load`` does; or find it busy.
+
+        A missing session takes no lock: ``LockedLoad(busy=False, payload=None)``.
+        """
+        args = (token, lease_ms, refresh_ttl or 0)
+        reply = self._script(ACQUIRE_SCRIPT, (key, lock_key(key)), args, "lock the session")
+        if reply[0] == 1:
+            return LockedLoad(False, _as_bytes(reply[1]))
+        return LockedLoad(reply[0] == 0, None)
+
+    def write_unlock(self, key: str, token: str, payload: bytes, ttl: int | None) -> LockOutcome:
+        """SET (XX, with ``ttl``) and release, only while ``token`` holds the lock."""
+        keys = (key, lock_key(key))
+        reply = self._script(WRITE_SCRIPT, keys, (token, payload, ttl or 0), "save the session")
+        return OUTCOMES[reply]
+
+    def refresh_unlock(self, key: str, token: str, ttl: int) -> LockOutcome:
+        """EXPIRE and release, only while ``token`` holds the lock."""
+        keys = (key, lock_key(key))
+        return OUTCOMES[self._script(REFRESH_SCRIPT, keys, (token, ttl), "refresh the session")]
+
+    def delete_unlock(self, key: str, token: str) -> bool:
+        """DEL the session in any case; release the lock if ``token`` still holds it."""
+        keys = (key, lock_key(key))
+        return bool(self._script(DELETE_SCRIPT, keys, (token,), "delete the session"))
+
+    def release(self, key: str, token: str) -> bool:
+        """Release the lock if ``token`` still holds it (a read-only request)."""
+        return bool(self._script(RELEASE_SCRIPT, (lock_key(key),), (token,), "unlock the session"))
+
+    def _script(
+        self, script: Script, keys: tuple[str, ...], args: tuple[Any, ...], action: str
+    ) -> Any:
+        """EVALSHA, or EVAL when the server does not have the script cached."""
+        with _backend_errors(action):
+            try:
+                return self.channel.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                return self.channel.execute("EVAL", script.text, len(keys), *keys, *args)
+
+
+def _compared(result: Any) -> tuple[CasOutcome, bytes | None]:
+    """The outcome of CAS or CAD: 1 done, 0 no such key, else the bytes stored now."""
+    if result == 1:
+        return CasOutcome.WRITTEN, None
+    if result == 0:
+        return CasOutcome.GONE, None
+    return CasOutcome.CONFLICT, _as_bytes(result)
 
 
 def _ex(ttl: int | None) -> tuple[Any, ...]:

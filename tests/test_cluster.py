@@ -2,7 +2,8 @@
 
 The cluster is built from three servers started by the suite (slots assigned with
 ``CLUSTER ADDSLOTSRANGE``, nodes joined with ``CLUSTER MEET``); the application gets a
-redis-py ``RedisCluster`` client through ``redis_client_callable``.
+redis-py ``RedisCluster`` client through ``redis_client_callable``. The lock operations
+of ``persistence = lock`` touch two keys per call, which must share a slot.
 """
 
 from __future__ import annotations
@@ -19,9 +20,13 @@ from pyramid.request import Request
 from redis.cluster import RedisCluster
 
 from pyramid_session_redis import RedisSessionFactory
+from pyramid_session_redis.channel import ClientChannel
 from pyramid_session_redis.exceptions import InvalidSession, SessionGone
+from pyramid_session_redis.lock import LockedLoad, LockOutcome, acquire_and_load, lock_key
+from pyramid_session_redis.store import RedisStore, ServerFeatures
 from tests.app import build_wsgi_app
 from tests.servers import RedisServerProcess, ServerFactory
+from tests.test_lock import AWKWARD_KEYS
 
 SLOT_RANGES = [(0, 5460), (5461, 10922), (10923, 16383)]
 
@@ -115,3 +120,34 @@ def test_compare_and_set_merges_and_never_resurrects_on_a_cluster(
     assert cluster.exists(session_id) == 0
     assert [type(r) for r in app.reports] == [SessionGone]
     assert "Max-Age=0" in response.headers["Set-Cookie"]
+
+
+# --------------------------------------------------------------------------- persistence = lock
+
+
+def test_lock_keys_share_the_session_keys_slot_on_the_cluster(cluster: RedisCluster) -> None:
+    for key in [*AWKWARD_KEYS, *(f"{{shop}}:{n:064x}" for n in range(8))]:
+        expected = cluster.execute_command("CLUSTER KEYSLOT", key)
+        assert cluster.execute_command("CLUSTER KEYSLOT", lock_key(key)) == expected, key
+
+
+def test_lock_operations_run_on_every_node_of_the_cluster(cluster: RedisCluster) -> None:
+    store = RedisStore(ClientChannel(cluster), ServerFeatures())
+    keys = [f"s:{n}" for n in range(12)] + ["{shop}:abc", "a}b"]
+    assert len({cluster.keyslot(key) // 5461 for key in keys}) == 3  # every node
+    for key in keys:
+        cluster.set(key, b"v1")
+        token, payload = acquire_and_load(store, key, 10_000, 1.0, 300)
+        assert payload == b"v1" and token is not None
+        assert store.load_locked(key, "other", 10_000, None) == LockedLoad(True, None)
+        assert store.write_unlock(key, "other", b"stale", 300) is LockOutcome.FENCED
+        assert store.write_unlock(key, token, b"v2", 300) is LockOutcome.WRITTEN
+        assert cluster.get(key) == b"v2" and cluster.ttl(key) > 290
+        assert store.load_locked(key, "t2", 10_000, None).payload == b"v2"
+        assert store.refresh_unlock(key, "t2", 600) is LockOutcome.WRITTEN
+        assert store.load_locked(key, "t3", 10_000, None).payload == b"v2"
+        assert store.release(key, "t3") is True
+        assert store.load_locked(key, "t4", 10_000, None).payload == b"v2"
+        assert store.delete_unlock(key, "t4") is True
+        assert store.write_unlock(key, "t4", b"v3", None) is LockOutcome.FENCED
+        assert cluster.exists(key, lock_key(key)) == 0

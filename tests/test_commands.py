@@ -220,3 +220,26 @@ def test_read_only_requests_serialize_nothing_unless_handed_a_mutable_value(
     assert app.get("/read", {"key": "items"}).json == [1, 2]
     assert codec.encodes == 1
     assert commands.counts() == {"getex": 1}
+
+
+def test_lock_mode_costs_one_round_trip_more_on_a_read_and_none_on_a_write(
+    redis_url: str, redis_client: redis.Redis, commands: CommandCounter
+) -> None:
+    """persistence=lock: load+lock is one script call, and so is write+unlock or unlock."""
+    app = make_app(redis_url, persistence="lock", timeout=300)
+    session_id = start_session(app, a=1)
+    app.get("/dump")  # the scripts are cached on the server from here on
+    app.get("/set", {"key": "a", "value": "2"})
+    commands.reset()
+
+    assert app.get("/dump").json == {"a": 2}
+    read = commands.counts()
+    commands.reset()
+    app.get("/set", {"key": "b", "value": "3"})
+    write = commands.counts()
+
+    assert read["evalsha"] == 2 and "getex" not in read  # lock+load, release
+    assert write["evalsha"] == 2 and "getex" not in write  # lock+load, write+release
+    assert 295 <= redis_client.ttl(session_id) <= 300
+    assert not redis_client.exists(f"{{{session_id}}}:lock")
+    assert app.get("/dump").json == {"a": 2, "b": 3}

@@ -29,6 +29,7 @@ from pyramid.request import Request
 from pyramid_session_redis import RedisSessionFactory
 from pyramid_session_redis.codec import SafeCodec
 from pyramid_session_redis.exceptions import InvalidSession, SessionGone, SessionWriteConflict
+from pyramid_session_redis.lock import lock_key
 from pyramid_session_redis.store import CAS_SCRIPT
 from tests.app import SECRET, build_wsgi_app
 from tests.redis_stats import CommandCounter
@@ -881,3 +882,116 @@ def test_a_concurrently_emptied_session_is_deleted_like_a_logout(
         else:
             assert stored(redis_client, session_id) == {"_f_": ["new"]}
             assert harness.logged == []
+
+
+# --------------------------------------------------------------------------- persistence = lock
+
+
+def test_lock_mode_serializes_even_a_plain_read_modify_write(
+    serve: Any, redis_client: redis.Redis
+) -> None:
+    """With persistence=lock, also the plain counter of the workload is exact."""
+    conflicts = Conflicts()
+    harness = serve(
+        {"shapes": shapes}, persistence="lock", lock_wait=20, func_conflict_logger=conflicts
+    )
+    statuses, data = run_shapes(harness, redis_client)
+    total = SHAPE_CLIENTS * SHAPE_REQUESTS
+
+    assert statuses == Counter({200: total})
+    assert data is not None
+    assert data["n"] == total  # s["n"] = s.get("n", 0) + 1, 800 times, none lost
+    assert data["m"] == total
+    assert len(data["cart"]) == len(data["_f_"]) == len(data["prefs"]) == total
+    assert conflicts == []
+    assert not redis_client.keys("*:lock")  # every lock released
+
+
+def test_lock_mode_waits_for_the_holder_and_sees_its_write(
+    serve: Any, redis_client: redis.Redis
+) -> None:
+    gate = Gate()
+    harness = serve({"apply": gated_apply(gate)}, persistence="lock")
+    cookie, session_id = seeded(harness, gate, [["set", "n", 1]])
+
+    with harness.client(cookie) as client_a, harness.client(cookie) as client_b:
+        thread_a, out_a = run_in_thread(
+            client_a.get, "/apply", {"ops": json.dumps([["incr", "n", 1]]), "hold": "1"}
+        )
+        assert gate.loaded.wait(EVENT_TIMEOUT)
+        thread_b, out_b = run_in_thread(client_b.get, "/read", {"key": "n"})
+        thread_b.join(0.3)
+        assert thread_b.is_alive()  # B waits for A's lock
+        gate.release.set()
+        assert joined(thread_a, out_a).status == 200
+        assert joined(thread_b, out_b).json == 2  # B loaded after A's write
+    assert stored(redis_client, session_id) == {"n": 2}
+
+
+def test_lock_wait_ends_in_a_typed_error(serve: Any, redis_client: redis.Redis) -> None:
+    gate = Gate()
+    harness = serve({"apply": gated_apply(gate)}, persistence="lock", lock_wait=0.2)
+    cookie, session_id = seeded(harness, gate, [["set", "n", 1]])
+
+    with (
+        server_exceptions() as raised,
+        harness.client(cookie) as client_a,
+        harness.client(cookie) as client_b,
+    ):
+        thread_a, out_a = run_in_thread(
+            client_a.get, "/apply", {"ops": json.dumps([["set", "a", 1]]), "hold": "1"}
+        )
+        assert gate.loaded.wait(EVENT_TIMEOUT)
+        try:
+            reply_b = client_b.get("/read", {"key": "n"})
+        finally:
+            gate.release.set()
+        assert joined(thread_a, out_a).status == 200
+    assert reply_b.status == 500
+    assert raised == Counter({"SessionLockTimeout": 1})
+    assert stored(redis_client, session_id) == {"n": 1, "a": 1}
+
+
+def test_a_dead_lock_holder_blocks_only_until_its_lease_ends(
+    serve: Any, redis_client: redis.Redis
+) -> None:
+    """A worker that died holding the lock left it behind: the lease frees it."""
+    gate = Gate()
+    harness = serve({"apply": gated_apply(gate)}, persistence="lock", lock_wait=5)
+    cookie, session_id = seeded(harness, gate, [["set", "n", 1]])
+    redis_client.set(lock_key(session_id), "dead-worker-token", px=400)
+
+    with harness.client(cookie) as client:
+        started = time.monotonic()
+        reply = client.get("/incr", {"key": "n"})
+        waited = time.monotonic() - started
+    assert reply.status == 200 and reply.json == 2
+    assert waited >= 0.2  # it did wait for the lease (bounds, not precise timing)
+    assert stored(redis_client, session_id) == {"n": 2}
+
+
+def test_a_writer_whose_lease_ran_out_is_fenced_off(serve: Any, redis_client: redis.Redis) -> None:
+    """A's lease ends while it works; B takes the lock and writes; A's write is refused."""
+    gate = Gate()
+    harness = serve({"apply": gated_apply(gate)}, persistence="lock", lock_timeout=0.3)
+    cookie, session_id = seeded(harness, gate, [["set", "k", "initial"]])
+
+    with (
+        server_exceptions() as raised,
+        harness.client(cookie) as client_a,
+        harness.client(cookie) as client_b,
+    ):
+        thread_a, out_a = run_in_thread(
+            client_a.get, "/apply", {"ops": json.dumps([["set", "k", "A"]]), "hold": "1"}
+        )
+        try:
+            assert gate.loaded.wait(EVENT_TIMEOUT)
+            reply_b = client_b.get("/set", {"key": "k", "value": json.dumps("B")})  # waits
+        finally:
+            gate.release.set()
+        reply_a = joined(thread_a, out_a)
+    assert reply_b.status == 200
+    assert reply_a.status == 500
+    assert raised == Counter({"SessionLockLost": 1})
+    assert stored(redis_client, session_id) == {"k": "B"}
+    assert not redis_client.exists(lock_key(session_id))

@@ -12,7 +12,12 @@ from pyramid.exceptions import ConfigurationError as PyramidConfigurationError
 
 from pyramid_session_redis import RedisSessionFactory, session_factory_from_settings
 from pyramid_session_redis.exceptions import ConfigurationError
-from pyramid_session_redis.settings import DEFAULT_SOCKET_TIMEOUT, parse_ini_settings
+from pyramid_session_redis.settings import (
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_LOCK_WAIT,
+    DEFAULT_SOCKET_TIMEOUT,
+    parse_ini_settings,
+)
 
 
 def test_defaults_match_version_1_8() -> None:
@@ -62,6 +67,17 @@ def test_defaults_match_version_1_8() -> None:
         ({"compress_threshold": -1}, "compress_threshold"),
         ({"no_such_option": 1}, "no_such_option"),
         ({"cookie_signer": object()}, "cookie_signer"),
+        ({"persistence": "lock", "lock_timeout": 0}, "lock_timeout"),
+        ({"persistence": "lock", "lock_timeout": -1.5}, "lock_timeout"),
+        ({"persistence": "lock", "lock_timeout": "10"}, "lock_timeout"),
+        ({"persistence": "lock", "lock_timeout": True}, "lock_timeout"),
+        ({"persistence": "lock", "lock_timeout": None}, "lock_timeout"),
+        ({"persistence": "lock", "lock_timeout": float("inf")}, "lock_timeout"),
+        ({"persistence": "lock", "lock_wait": 0}, "lock_wait"),
+        ({"persistence": "lock", "lock_wait": float("nan")}, "lock_wait"),
+        # Lock options without the lock mode: a forgotten `persistence = lock`.
+        ({"lock_wait": 2}, "persistence"),
+        ({"persistence": "cas", "lock_timeout": 2}, "lock_timeout"),
     ],
 )
 def test_invalid_combinations_raise_at_start_up(options: dict[str, Any], named: str) -> None:
@@ -194,9 +210,49 @@ def test_compression_from_ini(ini: dict[str, str], threshold: int | None, compre
     assert factory.settings.compression == compression
 
 
-@pytest.mark.parametrize("mode", ["cas", "overwrite"])
+@pytest.mark.parametrize("mode", ["cas", "overwrite", "lock"])
 def test_persistence_mode_from_ini(mode: str) -> None:
     factory = session_factory_from_settings(
         {"redis.sessions.secret": "s", "redis.sessions.persistence": mode}
     )
     assert factory.settings.persistence == mode
+
+
+def test_lock_mode_defaults() -> None:
+    s = RedisSessionFactory("s", persistence="lock").settings
+    assert (s.lock_timeout, s.lock_wait) == (DEFAULT_LOCK_TIMEOUT, DEFAULT_LOCK_WAIT) == (10, 5)
+    assert s.lock_lease_ms == 10_000
+    assert (
+        RedisSessionFactory("s", persistence="lock", lock_timeout=0.0001).settings.lock_lease_ms
+        == 1
+    )
+
+
+def test_lock_options_from_ini() -> None:
+    factory = session_factory_from_settings(
+        {
+            "redis.sessions.secret": "s",
+            "redis.sessions.persistence": "lock",
+            "redis.sessions.lock_timeout": "2.5",
+            "redis.sessions.lock_wait": " 1 ",
+        }
+    )
+    s = factory.settings
+    assert (s.persistence, s.lock_timeout, s.lock_wait, s.lock_lease_ms) == ("lock", 2.5, 1, 2500)
+
+
+@pytest.mark.parametrize(
+    ("ini", "named"),
+    [
+        ({"lock_timeout": "soon"}, "redis.sessions.lock_timeout"),
+        ({"lock_wait": "-1"}, "lock_wait"),
+        ({"lock_wait": "none"}, "lock_wait"),
+        ({"persistence": "cas", "lock_wait": "1"}, "lock_wait"),
+    ],
+)
+def test_bad_lock_ini_settings_name_the_option(ini: dict[str, str], named: str) -> None:
+    settings = {"redis.sessions.persistence": "lock"}
+    settings.update({f"redis.sessions.{k}": v for k, v in ini.items()})
+    with pytest.raises(ConfigurationError) as info:
+        session_factory_from_settings({"redis.sessions.secret": "s", **settings})
+    assert named in str(info.value)
