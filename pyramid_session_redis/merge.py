@@ -13,7 +13,7 @@ what Redis holds now. :func:`merge` combines them key by key (recursively inside
   appends, then ours. A missing base counts as an empty list; a deleted key counts as
   "removed everything" (and stays deleted if nothing is left). A list that keeps no item
   of a non-empty base but holds new ones was replaced, not edited, and so is any other
-  change (an item removed in the middle, reordered, edited in place);
+  change (an item inserted at the front, removed in the middle, edited in place);
 - tuples, like every other value, are merged only as wholes;
 - ``increments`` (top-level keys only changed by ``incr`` in this request) are added as a
   delta onto theirs; if they deleted the key the delta counts from 0 (as ``incr`` on a
