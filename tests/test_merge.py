@@ -71,7 +71,7 @@ def check(
         result = merge(base, ours, theirs)
     else:
         result = merge(base, ours, theirs, increments)
-    for version, copied in zip((base, ours, theirs), before):
+    for version, copied in zip((base, ours, theirs), before, strict=True):
         assert shape(version) == shape(copied)
     shared = {id(c) for c in containers(base)} & {id(c) for c in containers(result.data)}
     assert not shared, "the result shares a mutable container with base"
