@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, time
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any
 
 __all__ = ["MergeResult", "merge", "same"]
 
@@ -118,11 +118,11 @@ def _same_dict(a: dict[Any, Any], b: dict[Any, Any]) -> bool:
     return all(same(value, values_of_b.get(_canon(key), _ABSENT)) for key, value in a.items())
 
 
-def _canon(value: Any) -> Hashable:
+def _canon(value: Any) -> object:
     """A hashable stand-in for a key or set element, equal only where :func:`same` is."""
     kind = type(value)
     if kind is str:  # the common case: a str is only ever equal to a str
-        return cast(str, value)
+        return value
     if kind is tuple:
         return tuple, tuple(map(_canon, value))
     if kind is frozenset:
@@ -131,7 +131,7 @@ def _canon(value: Any) -> Hashable:
     return kind, (value if form is None else form(value))
 
 
-def _values_by_canon(mapping: Mapping[Any, Any]) -> dict[Hashable, Any]:
+def _values_by_canon(mapping: Mapping[Any, Any]) -> dict[object, Any]:
     return {_canon(key): value for key, value in mapping.items()}
 
 
@@ -177,7 +177,7 @@ def _merge_dicts(b: Any, o: Any, t: Any) -> Merged:
             values_of_o.get(canon, _ABSENT),
             values_of_t.get(canon, _ABSENT),
         )
-        conflicted = conflicted or clash
+        conflicted |= clash
         if value is _ABSENT:
             continue
         if key in merged:  # two keys Python treats as one (1 and True): keep ours whole

@@ -465,6 +465,7 @@ ID = uuid.UUID(int=7)
         pytest.param({"a": 1, "b": 2}, {"b": 2, "a": 1}, True, id="dict order irrelevant"),
         pytest.param({"a": 1}, {"a": 1.0}, False, id="dict values type-strict"),
         pytest.param({"a": 1}, {"b": 1}, False, id="dict keys differ"),
+        pytest.param({"a": None}, {"b": None}, False, id="dict keys differ, values None"),
         pytest.param({"a": 1}, {"a": 1, "b": 2}, False, id="dict subset"),
         pytest.param({"a": 1, "b": 2}, {"a": 1}, False, id="dict superset"),
         pytest.param({1: "x"}, {True: "x"}, False, id="dict key 1 vs True"),
