@@ -75,6 +75,7 @@ def check(
         assert shape(version) == shape(copied)
     shared = {id(c) for c in containers(base)} & {id(c) for c in containers(result.data)}
     assert not shared, "the result shares a mutable container with base"
+    serializer.dumps(result.data)  # storable as it is: no placeholder leaked into it
     return result
 
 
@@ -651,4 +652,30 @@ def test_queue_edits_keep_every_append_and_apply_removals_once(
     elif theirs == base or ours == theirs:
         expected = ours
     assert result.data == {"q": expected}
+    assert result.conflicts == ()
+
+
+COUNTERS = st.one_of(st.integers(-5, 5), st.floats(-5, 5).map(lambda f: round(f, 2)))
+
+
+@PROPERTY
+@given(
+    st.one_of(st.just(ABSENT), st.integers(-5, 5)),
+    COUNTERS,
+    st.one_of(st.just(ABSENT), st.integers(-5, 5)),
+)
+def test_concurrent_increments_add_up(start: Any, ours_delta: Any, theirs_delta: Any) -> None:
+    """incr on both sides: ours' delta lands on theirs (theirs absent: counted from 0)."""
+    initial = 0 if start is ABSENT else start
+    theirs = ABSENT if theirs_delta is ABSENT else initial + theirs_delta
+    result = check(
+        session("n", start),
+        session("n", initial + ours_delta),
+        session("n", theirs),
+        {"n": ours_delta},
+    )
+    expected = ours_delta if theirs is ABSENT else theirs + ours_delta
+    if same(session("n", theirs), session("n", start)):
+        expected = initial + ours_delta  # they did not touch it: ours, exactly
+    assert same(result.data, {"n": expected})
     assert result.conflicts == ()
