@@ -5,9 +5,10 @@ what Redis holds now. :func:`merge` combines them key by key (recursively inside
 
 - unchanged by us: theirs (a key they deleted stays deleted); unchanged by them: ours;
   the same change on both sides: that change;
-- dicts on both sides: merged key by key (a missing base counts as an empty dict);
-- sets on both sides (both ``set`` or both ``frozenset``): theirs, plus the elements we
-  added, minus the elements we removed;
+- dicts on both sides: merged key by key; sets on both sides (both ``set`` or both
+  ``frozenset``): theirs, plus the elements we added, minus the elements we removed. A
+  missing base counts as empty; a base of another type, or a side that deleted the key
+  while the other edited it, is a conflict;
 - lists are queues: where each side only removed items from the front and/or appended
   at the end of base, the result is base minus the larger front removal, then their
   appends, then ours. A missing base counts as an empty list; a deleted key counts as
@@ -15,9 +16,10 @@ what Redis holds now. :func:`merge` combines them key by key (recursively inside
   of a non-empty base but holds new ones was replaced, not edited, and so is any other
   change (an item inserted at the front, removed in the middle, edited in place);
 - tuples, like every other value, are merged only as wholes;
-- ``increments`` (top-level keys only changed by ``incr`` in this request) are added as a
-  delta onto theirs; if they deleted the key the delta counts from 0 (as ``incr`` on a
-  missing key does);
+- ``increments`` (top-level keys only changed by ``incr`` in this request, with the
+  summed amount) are added as a delta onto theirs; if they deleted the key the delta
+  counts from 0, as ``incr`` on a missing key does; onto anything but an int or float
+  (a bool, a str, a Decimal) it is a conflict;
 - anything else both sides changed differently is a conflict: ours is kept at that place,
   the rest is still merged, and the top-level key is reported in ``conflicts``.
 
