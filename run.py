@@ -100,6 +100,8 @@ def mutation_plan(args: list[str]) -> tuple[list[str], list[str]]:
     for target in targets:
         if not (target.endswith(".py") and (ROOT / target).is_file()):
             sys.exit(f"run.py mutate: {target} is not a Python file of this repository")
+        if Path(target).parts[0] != "pyramid_session_redis":
+            sys.exit(f"run.py mutate: {target} is not a module of pyramid_session_redis/")
     if not tests:
         mirrored = [f"tests/test_{Path(target).stem}.py" for target in targets]
         tests = [path for path in mirrored if (ROOT / path).is_file()] or ["tests"]
