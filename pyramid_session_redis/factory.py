@@ -44,8 +44,16 @@ class SessionFactory:
             self._store = RedisStore(channel, self.features)
 
     def __call__(self, request: Request) -> RedisSession:
+        """The request's session, loaded: ``request.session`` is where loading happens.
+
+        As in 1.8, ``func_invalid_logger`` is called and load errors raise when
+        ``request.session`` is first evaluated; a request that never evaluates it
+        costs no Redis command.
+        """
         session_id, problem = self.cookie.read(request)
-        return RedisSession(request, self, session_id, problem)
+        session = RedisSession(request, self, session_id, problem)
+        session._st  # noqa: B018 - loads the session (one round trip for an existing one)
+        return session
 
     def store_for(self, request: Request) -> SessionStore:
         """The storage for a request: shared, unless ``redis_client_callable`` is set."""
