@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
+import math
 import secrets
 from collections.abc import ItemsView, Iterator, KeysView, ValuesView
 from typing import TYPE_CHECKING, Any
@@ -24,16 +25,26 @@ from .exceptions import (
     InvalidSession,
     InvalidSession_DeserializationError,
     InvalidSession_NotInBackend,
+    InvalidSession_PastLifetime,
     InvalidSession_PayloadLegacy,
+    InvalidSession_PayloadTampered,
     InvalidSession_PayloadTimeout,
+    InvalidSession_PayloadUnsigned,
     RawDeserializationError,
     SessionBackendError,
     SessionGone,
     SessionLockTimeout,
     SessionWriteConflict,
 )
+from .integrity import (
+    PayloadTamperedError,
+    PayloadUnsignedError,
+    codec_for_key,
+    needs_resigning,
+)
+from .keys import same_slot_id
 from .lock import acquire_and_load
-from .persist import Saved, SessionWriter
+from .persist import MoveTarget, Saved, SessionWriter
 from .plan import Cookie, Write, plan_cookie, plan_write
 from .state import SessionState
 from .store import SessionStore, WrongTypeError
@@ -74,6 +85,7 @@ class Pending:
     cookie_sent: bool = False  # the response carries a cookie with the session's id
     refresh_due: bool = False
     ttl_override: int | None = None
+    resign: bool = False  # sign_payloads: the value was loaded unsigned; write it signed
 
 
 def _remaining(state: SessionState, current: int) -> int:
@@ -103,6 +115,8 @@ class RedisSession:
         self._state: SessionState | None = None
         self._storage: SessionStore | None = None
         self._session_id: str | None = None
+        # regenerate_id(): the id whose key holds the session until the move is written
+        self._moving_from: str | None = None
         self._pending = Pending()
         self._lock: str | None = None  # persistence = lock: our token, while held
         self._locked_key: str | None = None
@@ -151,10 +165,15 @@ class RedisSession:
             raw = self._load_locked(key, ttl) if s.lock_mode else self._store().load(key, ttl)
             if raw is None:
                 return self._start_new(InvalidSession_NotInBackend(session_id))
-            plain = self._factory.codec.unpack(raw)
-            record = self._factory.codec.decode_plain(plain)
+            codec = codec_for_key(self._factory.codec, key)
+            plain = codec.unpack(raw)
+            record = codec.decode_plain(plain)
         except LegacyPayloadError as exc:
             return self._start_new(InvalidSession_PayloadLegacy(str(exc)))
+        except PayloadUnsignedError as exc:
+            return self._start_new(InvalidSession_PayloadUnsigned(self._tampered(session_id, exc)))
+        except PayloadTamperedError as exc:
+            return self._start_new(InvalidSession_PayloadTampered(self._tampered(session_id, exc)))
         except (DecodeError, WrongTypeError) as exc:
             return self._undecodable(exc)
         except SessionBackendError as exc:
@@ -164,10 +183,38 @@ class RedisSession:
         current = now()
         if record.expires is not None and record.expires <= current and self._expiry_enforced:
             return self._start_new(InvalidSession_PayloadTimeout(session_id))
+        if self._lifetime_left(record, current) <= 0:
+            return self._retire(key, session_id, record.created)
         self._normalize(record)
         state = SessionState(record, raw, plain)
         self._state, self._session_id, self._phase = state, session_id, Phase.LOADED
+        self._pending.resign = needs_resigning(self._factory.codec, raw)
         self._schedule_refresh(state, current)
+        return state
+
+    def _tampered(self, session_id: str, exc: Exception) -> str:
+        return f"session {self._factory.log_id(session_id)}: {exc}; not loaded"
+
+    def _lifetime_left(self, record: SessionRecord, current: int) -> float:
+        """Seconds until ``max_lifetime`` ends this session (infinity without one)."""
+        lifetime = self._settings.max_lifetime
+        return math.inf if lifetime is None else record.created + lifetime - current
+
+    def _retire(self, key: str, session_id: str, created: int) -> SessionState:
+        """A session past ``max_lifetime``: delete it, report it, start a fresh one."""
+        lock = self._take_lock()
+        try:
+            if lock is not None:
+                self._store().delete_unlock(key, lock)
+            else:
+                self._store().delete(key)
+        except SessionBackendError as exc:  # refused at every load anyway; the TTL ends it
+            log.error("session %s: over-age session not deleted: %s", self._log_id(), exc)
+        log_id = self._factory.log_id(session_id)
+        state = self._start_new(
+            InvalidSession_PastLifetime(f"session {log_id}: older than max_lifetime", created)
+        )
+        self._pending.invalidated = True  # the cookie goes, unless a new session replaces it
         return state
 
     def _load_locked(self, key: str, ttl: int | None) -> bytes | None:
@@ -221,8 +268,11 @@ class RedisSession:
         timeout = self.timeout
         if timeout is None or not (s.redis_ttl or s.payload_expiry):
             return  # no expiry at all (1.8's pure LRU mode): nothing to refresh
-        if s.refresh_on_read:  # GETEX used the default timeout; fix a per-session one
-            self._pending.refresh_due = timeout != s.timeout
+        if s.refresh_on_read:  # GETEX used the default timeout; fix a per-session one,
+            # or one that reaches past max_lifetime (capped by _write_ttl)
+            self._pending.refresh_due = (
+                timeout != s.timeout or self._lifetime_left(state.record, current) < timeout
+            )
             if s.payload_expiry and _remaining(state, current) < timeout // 2:
                 # 1.8's layout: keep ``x`` ahead for 1.8 readers, rewriting at most
                 # once per half timeout (1.8 itself rewrote on every read).
@@ -287,7 +337,7 @@ class RedisSession:
             had_cookie=self._had_cookie,
             will_create=will_create,
             will_delete=pending.invalidated or emptied,
-            id_changed=stored and self._session_id != self._cookie_id,
+            id_changed=stored and not emptied and self._session_id != self._cookie_id,
             recookie=pending.recookie and (stored or will_create),
         )
         if action is Cookie.SET:
@@ -319,6 +369,8 @@ class RedisSession:
     def _finish(self, state: SessionState) -> None:
         s, pending, stored = self._settings, self._pending, self._stored
         plain = state.encode_if_changed(self._factory.codec, s.detect_changes) if stored else None
+        if plain is None and stored and pending.resign:
+            plain = self._factory.codec.encode_plain(state.record)  # rewritten signed
         action = plan_write(
             stored=stored,
             cookie_sent=pending.cookie_sent,
@@ -329,7 +381,9 @@ class RedisSession:
             invalidate_empty=s.invalidate_empty_session,
             refresh_due=pending.refresh_due or pending.ttl_override is not None,
         )
-        if action is Write.CREATE:
+        if self._moving_from is not None and action is not Write.DELETE:
+            self._move(state, plain)
+        elif action is Write.CREATE:
             self._create(state)
         elif action is Write.WRITE:
             assert plain is not None
@@ -337,7 +391,7 @@ class RedisSession:
         elif action is Write.REFRESH:
             self.do_refresh()
         elif action is Write.DELETE:
-            key = self._factory.key(self._require_id())
+            key = self._factory.key(self._stored_id())
             saved = self._writer().delete_emptied(state, key, self._write_ttl(), self._take_lock())
             self._saved(saved)
 
@@ -348,10 +402,22 @@ class RedisSession:
     def _require_id(self) -> str:
         return self._session_id or self._assign_id()
 
+    def _stored_id(self) -> str:
+        """The id whose key holds the session (the old one while a move is pending)."""
+        return self._moving_from or self._require_id()
+
     def _write_ttl(self) -> int | None:
         if self._pending.ttl_override is not None:
-            return self._pending.ttl_override
-        return self.timeout if self._settings.redis_ttl else None
+            return self._capped(self._pending.ttl_override)
+        return self._capped(self.timeout if self._settings.redis_ttl else None)
+
+    def _capped(self, ttl: int | None) -> int | None:
+        """``ttl``, never reaching past the session's ``max_lifetime``."""
+        state = self._state
+        if state is None or self._settings.max_lifetime is None:
+            return ttl
+        left = max(1, int(self._lifetime_left(state.record, now())))
+        return left if ttl is None else min(ttl, left)
 
     def _create(self, state: SessionState) -> None:
         factory, pending = self._factory, self._pending
@@ -368,8 +434,45 @@ class RedisSession:
 
     def _write(self, state: SessionState, plain: bytes) -> None:
         """Store the plain form ``plain`` of the state's record (see ``Codec``)."""
+        if self._moving_from is not None:
+            self._move(state, plain)
+            return
         key = self._factory.key(self._require_id())
         self._saved(self._writer().save(state, key, plain, self._write_ttl(), self._take_lock()))
+
+    def _move(self, state: SessionState, plain: bytes | None) -> None:
+        """Write the session under its new id and delete the old key (regenerate_id())."""
+        factory, old_id = self._factory, self._moving_from
+        assert old_id is not None
+        if plain is None:
+            plain = factory.codec.encode_plain(state.record)
+        first = self._require_id()
+        target = MoveTarget(first, factory.key(first), lambda: self._id_and_key_near(old_id))
+        lock, ttl = self._take_lock(), self._write_ttl()
+        saved = self._writer().move(state, factory.key(old_id), target, plain, ttl, lock)
+        self._moving_from = None
+        if saved is Saved.GONE:
+            self._session_id = old_id  # the id the session had: reported, then dropped
+        else:
+            self._session_id = target.session_id
+            if target.session_id != first and self._pending.cookie_sent:
+                self._recookie_now()
+        self._saved(saved)
+
+    def _id_and_key_near(self, old_id: str) -> tuple[str, str]:
+        """A fresh id whose key shares the Cluster hash slot of ``old_id``'s key."""
+        factory = self._factory
+        new_id = same_slot_id(
+            factory.new_id, factory.key, factory.key(old_id), self._settings.prefix
+        )
+        return new_id, factory.key(new_id)
+
+    def _recookie_now(self) -> None:
+        """The response already went out with another id: set the cookie again."""
+        if self._response is not None and self._session_id is not None:
+            self._factory.cookie.set(
+                self._response, self._session_id, self._cookie_max_age, self._cookie_expires
+            )
 
     def _saved(self, saved: Saved) -> None:
         if saved is Saved.GONE:
@@ -408,7 +511,8 @@ class RedisSession:
             self._register_callbacks()
             session_id, stored = self._cookie_id, self._cookie_id is not None
         else:
-            session_id, stored = self._session_id, self._stored
+            session_id, stored = self._moving_from or self._session_id, self._stored
+        self._moving_from = None
         if stored and session_id:
             key, lock = self._factory.key(session_id), self._take_lock()
             if lock is not None:
@@ -519,6 +623,28 @@ class RedisSession:
     def pop_flash(self, queue: str = "") -> list[Any]:
         return list(self.pop(FLASH_PREFIX + queue, ()))
 
+    def regenerate_id(self) -> None:
+        """Give the session a new id, keeping its data: call it on login and on any
+        change of privilege (session fixation).
+
+        ``session_id`` is the new id at once; at the end of the request (or at
+        ``do_persist()``) one round trip writes the session, with this request's changes,
+        under the new id and deletes the old key (never both alive, never neither), and
+        the response's cookie carries the new id. The creation time, and so
+        ``max_lifetime``, is kept: the lifetime is the user's, not the id's. A request
+        still carrying the old id then finds no session, as after ``invalidate()``.
+        """
+        self._st  # noqa: B018 - loading decides
+        if self._phase is Phase.DEGRADED:
+            return  # never stored: nothing to move
+        if not self._stored:
+            if self._session_id is not None:
+                self._assign_id()  # not stored yet: a fresh id is all it takes
+            return
+        self._moving_from = self._moving_from or self._session_id
+        assert self._moving_from is not None
+        self._session_id = self._id_and_key_near(self._moving_from)[0]
+
     def new_csrf_token(self) -> str:
         token = secrets.token_hex(32)
         self[CSRF_KEY] = token
@@ -614,9 +740,9 @@ class RedisSession:
     def do_refresh(self, force_redis_ttl: int | None = None) -> None:
         """Slide the TTL in Redis now (``force_redis_ttl`` seconds if given)."""
         self._st  # noqa: B018 - loading decides
-        ttl = force_redis_ttl if force_redis_ttl is not None else self._write_ttl()
+        ttl = self._capped(force_redis_ttl) if force_redis_ttl is not None else self._write_ttl()
         if self._stored and ttl is not None:
-            key, lock = self._factory.key(self._require_id()), self._take_lock()
+            key, lock = self._factory.key(self._stored_id()), self._take_lock()
             if lock is not None:
                 self._store().refresh_unlock(key, lock, ttl)
             else:

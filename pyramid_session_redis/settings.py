@@ -25,6 +25,7 @@ log = logging.getLogger("pyramid_session_redis")
 INI_PREFIX = "redis.sessions."
 PERSISTENCE_MODES = ("cas", "overwrite", "lock")
 CONFLICT_POLICIES = ("ours", "strict")
+UNSIGNED_PAYLOAD_POLICIES = ("resign", "reject")
 SAMESITE_VALUES = ("strict", "lax", "none")
 MAX_COOKIE_LENGTH = 4096
 
@@ -90,6 +91,10 @@ class SessionSettings:
     degraded_mode: bool = False
     compress_threshold: int | None = 1024
     compression: str = "zstd"
+    max_lifetime: int | None = None
+    hash_keys: bool = False
+    sign_payloads: bool = False
+    unsigned_payloads: str = "resign"
 
     # -- derived modes (properties: computed from the fields, never stored) --
     @property
@@ -140,7 +145,9 @@ OPTION_ALIASES = {
     "client_callable": "redis_client_callable",
     "redis_errors": "redis_encoding_errors",
 }
-_ZERO_MEANS_NONE = ("timeout", "timeout_trigger")
+_ZERO_MEANS_NONE = ("timeout", "timeout_trigger", "max_lifetime")
+# Options that need a server secret of ours (not only a ``cookie_signer``).
+SECRET_OPTIONS = ("hash_keys", "sign_payloads")
 
 _CALLABLES = (
     "redis_client_callable",
@@ -220,6 +227,7 @@ def _validate(s: SessionSettings) -> None:
         value = getattr(s, name)
         if value is not None and (not isinstance(value, int) or value < 0):
             _fail(f"`{name}` must be a whole number of seconds >= 0, got {value!r}", name)
+    _validate_security(s)
     for name in _CALLABLES:
         value = getattr(s, name)
         if value is not None and not callable(value):
@@ -266,6 +274,30 @@ def _validate(s: SessionSettings) -> None:
             or not 0 < value < math.inf
         ):
             _fail(f"`{name}` must be a number of seconds > 0, got {value!r}", name)
+
+
+def _validate_security(s: SessionSettings) -> None:
+    lifetime = s.max_lifetime
+    if lifetime is not None and (
+        isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime <= 0
+    ):
+        _fail(
+            f"`max_lifetime` must be a whole number of seconds > 0, got {lifetime!r}",
+            "max_lifetime",
+        )
+    for name in SECRET_OPTIONS:
+        if not isinstance(getattr(s, name), bool):
+            _fail(f"`{name}` must be True or False", name)
+    for name in SECRET_OPTIONS:
+        if getattr(s, name) and not s.secret:
+            _fail(
+                f"`{name}` needs a `secret` (a `cookie_signer` alone is not enough)", name, "secret"
+            )
+    if s.unsigned_payloads not in UNSIGNED_PAYLOAD_POLICIES:
+        _fail(
+            f"`unsigned_payloads` must be one of {UNSIGNED_PAYLOAD_POLICIES}",
+            "unsigned_payloads",
+        )
 
 
 # A cookie name (RFC 6265 token) that WebOb will write: not starting with "$" and not
@@ -382,6 +414,10 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "degraded_mode": _BOOL,
     "compress_threshold": _INT,
     "compression": _STR,
+    "max_lifetime": _INT_ZERO_NONE,
+    "hash_keys": _BOOL,
+    "sign_payloads": _BOOL,
+    "unsigned_payloads": _STR,
 }
 _DOTTED = (*_CALLABLES, "cookie_signer", "redis_connection_pool")
 

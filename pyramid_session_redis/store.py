@@ -1,7 +1,9 @@
 """Storage: the few Redis operations a session needs, behind one small interface.
 
 Every operation costs one round trip and touches one key, or (``persistence = lock``)
-the session's key and its lock key, which share a hash slot (Cluster-safe).
+the session's key and its lock key, which share a hash slot (Cluster-safe); ``move``
+(``regenerate_id()``) touches the old and the new key (and the old lock key), which the
+caller puts in one slot too.
 Errors from redis-py become :class:`SessionBackendError`.
 """
 
@@ -35,6 +37,16 @@ class CasOutcome(enum.Enum):
     GONE = "gone"  # the key no longer exists: never recreate it
 
 
+class MoveOutcome(enum.Enum):
+    """How a move of a session to a new key (``regenerate_id()``) ended."""
+
+    MOVED = "moved"  # the new key holds the payload, the old key (and our lock) is gone
+    CONFLICT = "conflict"  # compare-and-set: the old key's bytes changed; nothing done
+    GONE = "gone"  # the old key no longer exists: nothing written (our lock released)
+    TAKEN = "taken"  # the new key exists already (an id collision): nothing done
+    FENCED = "fenced"  # persistence = lock: our lease ran out; nothing done
+
+
 class WrongTypeError(ValueError):
     """The key holds a non-string Redis value (a list, a hash...)."""
 
@@ -51,6 +63,16 @@ class SessionStore(Protocol):
     def compare_and_delete(self, key: str, expected: bytes) -> tuple[CasOutcome, bytes | None]: ...
     def refresh(self, key: str, ttl: int) -> None: ...
     def delete(self, key: str) -> None: ...
+    def move(
+        self,
+        old_key: str,
+        new_key: str,
+        payload: bytes,
+        ttl: int | None,
+        *,
+        expected: bytes | None = None,
+        token: str | None = None,
+    ) -> tuple[MoveOutcome, bytes | None]: ...
 
     # persistence = lock (see lock.py); ``token`` is the lock holder's.
     def load_locked(
@@ -92,6 +114,39 @@ return 1
 """
 CAD_SCRIPT_SHA = hashlib.sha1(CAD_SCRIPT.encode()).hexdigest()
 CAS, CAD = Script(CAS_SCRIPT, CAS_SCRIPT_SHA), Script(CAD_SCRIPT, CAD_SCRIPT_SHA)
+
+# regenerate_id(): KEYS[1] the old key, KEYS[2] the new one, KEYS[3] the old key's lock
+# (persistence = lock only); all in one hash slot. ARGV[1] the mode: 'cas' (ARGV[2] the
+# bytes loaded), 'lock' (ARGV[2] our token) or 'overwrite'; ARGV[3] the payload, ARGV[4]
+# the TTL ('0': none). Writes the new key and deletes the old one together, or nothing:
+# never both ids alive, never neither. Returns 1 moved, 0 old key gone, 3 new key taken,
+# 2 fenced (lock), or the old key's current bytes (cas conflict).
+MOVE_SCRIPT_TEXT = """
+local locked = ARGV[1] == 'lock'
+if locked and redis.call('GET', KEYS[3]) ~= ARGV[2] then return 2 end
+local current = redis.call('GET', KEYS[1])
+if not current then
+  if locked then redis.call('DEL', KEYS[3]) end
+  return 0
+end
+if ARGV[1] == 'cas' and current ~= ARGV[2] then return current end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 3 end
+if ARGV[4] == '0' then
+  redis.call('SET', KEYS[2], ARGV[3])
+else
+  redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
+end
+redis.call('DEL', KEYS[1])
+if locked then redis.call('DEL', KEYS[3]) end
+return 1
+"""
+MOVE_SCRIPT = Script(MOVE_SCRIPT_TEXT, hashlib.sha1(MOVE_SCRIPT_TEXT.encode()).hexdigest())
+_MOVE_CODES = {
+    1: MoveOutcome.MOVED,
+    0: MoveOutcome.GONE,
+    2: MoveOutcome.FENCED,
+    3: MoveOutcome.TAKEN,
+}
 
 
 class ServerFeatures:
@@ -206,6 +261,35 @@ class RedisStore:
     def delete(self, key: str) -> None:
         with _backend_errors("delete the session"):
             self.channel.execute("DEL", key)
+
+    def move(
+        self,
+        old_key: str,
+        new_key: str,
+        payload: bytes,
+        ttl: int | None,
+        *,
+        expected: bytes | None = None,
+        token: str | None = None,
+    ) -> tuple[MoveOutcome, bytes | None]:
+        """Store ``payload`` at ``new_key`` and delete ``old_key``, atomically (one script).
+
+        Only if ``old_key`` exists, ``new_key`` does not, and: ``token`` holds the old
+        key's lock (then released), or ``old_key`` still holds ``expected``
+        (compare-and-set; on a conflict the current bytes come back), or neither is given
+        (``persistence = overwrite``). The keys must share a hash slot (Cluster).
+        """
+        if token is not None:
+            keys: tuple[str, ...] = (old_key, new_key, lock_key(old_key))
+            mode, check = "lock", token.encode()
+        else:
+            keys = (old_key, new_key)
+            mode, check = ("overwrite", b"") if expected is None else ("cas", expected)
+        args = (mode, check, payload, ttl or 0)
+        reply = self._script(MOVE_SCRIPT, keys, args, "move the session to its new id")
+        if isinstance(reply, int):
+            return _MOVE_CODES[reply], None
+        return MoveOutcome.CONFLICT, _as_bytes(reply)
 
     # -- persistence = lock: one script call each (lock.py has the scripts) --
 
