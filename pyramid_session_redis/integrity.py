@@ -42,8 +42,8 @@ class PayloadUnsignedError(PayloadTamperedError):
 
 
 def is_signed(raw: bytes) -> bool:
-    """Whether ``raw`` carries the signed header (says nothing of the MAC's validity)."""
-    return raw[:2] == HEADER
+    """Whether ``raw`` starts as a signed value (says nothing of the MAC's validity)."""
+    return raw[:1] == HEADER[:1]
 
 
 class SigningCodec:
@@ -84,18 +84,32 @@ class SigningCodec:
         return HEADER + self._mac(inner) + inner
 
     def unpack(self, raw: bytes) -> bytes:
-        """The plain form of a signed value; :class:`PayloadTamperedError` if its MAC fails."""
-        if not is_signed(raw):
-            if self.reject_unsigned:
-                self._mac(b"")  # an unbound codec fails the same way for every value
-                raise PayloadUnsignedError("the stored value is not signed")
-            return self._inner.unpack(raw)
+        """The plain form of a signed value; :class:`PayloadTamperedError` if its MAC fails.
+
+        An unsigned value is refused (``reject_unsigned``) or read; then anything that
+        does not decode is reported as tampered too, never as a corrupt session of ours.
+        """
+        if raw[:1] != HEADER[:1]:
+            return self._unsigned(raw)
+        if raw[:2] != HEADER or len(raw) < OVERHEAD:
+            self._mac(b"")  # an unbound codec fails the same way for every value
+            raise PayloadTamperedError("the stored value's signed header is damaged")
         inner = memoryview(raw)[OVERHEAD:]
-        if not hmac.compare_digest(
-            bytes(memoryview(raw)[len(HEADER) : OVERHEAD]), self._mac(inner)
-        ):
+        mac = self._mac(inner)
+        if not hmac.compare_digest(memoryview(raw)[len(HEADER) : OVERHEAD], mac):
             raise PayloadTamperedError("the stored value's MAC does not match")
         return self._inner.unpack(bytes(inner))
+
+    def _unsigned(self, raw: bytes) -> bytes:
+        self._mac(b"")
+        if self.reject_unsigned:
+            raise PayloadUnsignedError("the stored value is not signed")
+        try:
+            plain = self._inner.unpack(raw)
+            self._inner.decode_plain(plain)  # only while migrating: signed values skip it
+        except DecodeError as exc:
+            raise PayloadTamperedError(f"an unsigned value that does not decode: {exc}") from exc
+        return plain
 
     def encode(self, record: SessionRecord) -> bytes:
         return self.pack(self.encode_plain(record))
