@@ -50,9 +50,7 @@ class App:
             func_invalid_logger=lambda request, exc: self.reports.append(exc),
             **options,
         )
-        self.wsgi = build_wsgi_app(
-            self.factory, {"meddle": self._meddle, "login": self._login}
-        )
+        self.wsgi = build_wsgi_app(self.factory, {"meddle": self._meddle, "login": self._login})
         self.browser = self.new_browser()
 
     def new_browser(self) -> webtest.TestApp:

@@ -25,8 +25,8 @@ from pyramid_session_redis.exceptions import (
     SessionLockLost,
     SessionLockTimeout,
 )
-from pyramid_session_redis.keys import StorageKeys, derive_key, same_slot_id, slot_of
-from pyramid_session_redis.lock import hash_tag, lock_key
+from pyramid_session_redis.keys import StorageKeys, derive_key, same_slot_id, slot_of, slot_tags
+from pyramid_session_redis.lock import hash_tag, lock_key, tag_for_slot
 from pyramid_session_redis.store import MoveOutcome, RedisStore, ServerFeatures
 from pyramid_session_redis.util import new_session_id
 from tests.app import SECRET, build_wsgi_app
@@ -376,3 +376,11 @@ def test_hashed_keys_reveal_neither_the_id_nor_each_other() -> None:
     assert keys(session_id) != other(session_id)
     assert keys("app:{psr7}x").startswith("app:{psr7}")  # the slot tag stays
     assert derive_key(["s", "old"], "storage-key") == derive_key(b"s", "storage-key")
+
+
+def test_the_slot_table_holds_the_lock_modules_tags() -> None:
+    tags = slot_tags()
+    assert len(tags) == 16384
+    for slot in (0, 1, 5460, 5461, 9999, 16383):
+        assert tags[slot] == tag_for_slot(slot)
+        assert slot_of(tags[slot]) == slot
