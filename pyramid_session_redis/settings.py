@@ -181,6 +181,12 @@ def build_settings(secret: str | bytes | None = None, **options: Any) -> Session
             *lock_options,
             "persistence",
         )
+    if "unsigned_payloads" in options and not options.get("sign_payloads"):
+        _fail(
+            "`unsigned_payloads` only applies with `sign_payloads = true`",
+            "unsigned_payloads",
+            "sign_payloads",
+        )
     settings = SessionSettings(secret=secret, **options)
     _validate(settings)
     return _as_1_8_ran(settings)

@@ -283,6 +283,12 @@ def test_unknown_unsigned_policy_is_refused() -> None:
     assert raised.value.options == ("unsigned_payloads",)
 
 
+def test_unsigned_payloads_only_applies_with_signing() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        RedisSessionFactory(SECRET, unsigned_payloads="reject")
+    assert raised.value.options == ("unsigned_payloads", "sign_payloads")
+
+
 def test_ini_options() -> None:
     options = parse_ini_settings(
         {"redis.sessions.sign_payloads": "true", "redis.sessions.unsigned_payloads": "reject"}
