@@ -368,6 +368,12 @@ class RedisSession:
 
     def _finish(self, state: SessionState) -> None:
         s, pending, stored = self._settings, self._pending, self._stored
+        if self._moving_from is not None and not pending.cookie_sent:
+            # No cookie with the new id reached this response (the view raised with
+            # cookie_on_exception off, or the CDN hook refused cookies): moving would
+            # strand the client, so the session stays under its id.
+            log.warning("session %s: regenerate_id() not applied: no cookie", self._log_id())
+            self._session_id, self._moving_from = self._moving_from, None
         plain = state.encode_if_changed(self._factory.codec, s.detect_changes) if stored else None
         if plain is None and stored and pending.resign:
             plain = self._factory.codec.encode_plain(state.record)  # rewritten signed
@@ -392,6 +398,7 @@ class RedisSession:
             self.do_refresh()
         elif action is Write.DELETE:
             key = self._factory.key(self._stored_id())
+            self._moving_from = None  # emptied: deleted, not moved
             saved = self._writer().delete_emptied(state, key, self._write_ttl(), self._take_lock())
             self._saved(saved)
 

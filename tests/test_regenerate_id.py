@@ -18,6 +18,7 @@ from pyramid.request import Request
 
 from pyramid_session_redis import RedisSessionFactory
 from pyramid_session_redis.channel import ClientChannel
+from pyramid_session_redis.codec import SessionRecord
 from pyramid_session_redis.exceptions import (
     InvalidSession,
     NotInBackend,
@@ -242,6 +243,19 @@ def test_a_new_session_just_gets_a_fresh_id(redis_url: str, redis_client: redis.
     new_id = cookie_id(app, browser)
     assert redis_client.keys() == [new_id.encode()]
     assert browser.get("/dump").json == {"user": "alice"}
+
+
+def test_a_response_without_cookies_keeps_the_old_id(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    app = App(redis_url, func_check_response_allow_cookies=lambda response: False)
+    browser = app.browser()
+    browser.set_cookie("session", app.factory.cookie.signer.dumps("a" * 64).decode())
+    redis_client.set("a" * 64, app.factory.codec.encode(SessionRecord({"cart": 1}, 0)))
+    response = browser.get("/login")
+    assert "Set-Cookie" not in response.headers
+    assert redis_client.keys() == [b"a" * 64]  # not moved: the client could not follow
+    assert browser.get("/dump").json == {"cart": 1, "user": "alice"}
 
 
 # ------------------------------------------------------------------ concurrent requests
