@@ -70,11 +70,14 @@ class SigningCodec:
         bound._key = key.encode("utf-8", "surrogateescape") + b"\0"
         return bound
 
-    def _mac(self, inner: bytes | memoryview) -> bytes:
+    def _bound_key(self) -> bytes:
         if self._key is None:
             raise TypeError("SigningCodec.for_key(key) first: the MAC covers the Redis key")
+        return self._key
+
+    def _mac(self, inner: bytes | memoryview) -> bytes:
         mac = self._keyed.copy()
-        mac.update(self._key)
+        mac.update(self._bound_key())
         mac.update(inner)
         return mac.digest()
 
@@ -92,7 +95,7 @@ class SigningCodec:
         if raw[:1] != HEADER[:1]:
             return self._unsigned(raw)
         if raw[:2] != HEADER or len(raw) < OVERHEAD:
-            self._mac(b"")  # an unbound codec fails the same way for every value
+            self._bound_key()  # an unbound codec fails the same way for every value
             raise PayloadTamperedError("the stored value's signed header is damaged")
         inner = memoryview(raw)[OVERHEAD:]
         mac = self._mac(inner)
@@ -101,7 +104,7 @@ class SigningCodec:
         return self._inner.unpack(bytes(inner))
 
     def _unsigned(self, raw: bytes) -> bytes:
-        self._mac(b"")
+        self._bound_key()
         if self.reject_unsigned:
             raise PayloadUnsignedError("the stored value is not signed")
         try:
