@@ -50,7 +50,8 @@ class App:
             func_invalid_logger=lambda request, exc: self.reports.append(exc),
             **options,
         )
-        self.wsgi = build_wsgi_app(self.factory, {"meddle": self._meddle, "login": self._login})
+        views = {"meddle": self._meddle, "login": self._login, "meddled_login": self._meddled_login}
+        self.wsgi = build_wsgi_app(self.factory, views)
         self.browser = self.new_browser()
 
     def new_browser(self) -> webtest.TestApp:
@@ -67,6 +68,11 @@ class App:
         self.meddle(self.factory.key(request.session.session_id))
         request.session["mine"] = 1
         return "ok"
+
+    def _meddled_login(self, request: Request) -> Any:
+        request.session.get("mine")
+        self.meddle(self.factory.key(request.session.session_id))
+        return self._login(request)
 
     def _login(self, request: Request) -> Any:
         request.session.regenerate_id()
@@ -170,6 +176,24 @@ def test_regenerate_id_re_signs_for_the_new_key(
     new_key = app.factory.key(app.browser.get("/login").json)
     assert redis_client.keys() == [new_key.encode()] and new_key != old_key
     assert app.browser.get("/dump").json == {"cart": ["book"], "user": "alice"}
+    assert app.reports[1:] == []
+
+
+def test_regenerate_id_merges_a_concurrent_write_and_signs_for_the_new_key(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    app = App(redis_url, hash_keys=True)
+    old_key = app.start(theirs=0)
+    other = app.new_browser()
+    other.set_cookie("session", app.browser.cookies["session"])
+    app.meddle = lambda key: other.get("/set", {"key": "theirs", "value": "1"})
+    app.browser.get("/meddle")  # a merge first: the stored bytes changed
+    app.meddle = lambda key: other.get("/set", {"key": "theirs", "value": "2"})
+    response = app.browser.get("/meddled_login")
+    new_key = app.factory.key(response.json)
+    assert redis_client.keys() == [new_key.encode()] and new_key != old_key
+    assert redis_client.get(new_key)[:2] == HEADER
+    assert app.browser.get("/dump").json == {"theirs": 2, "mine": 1, "user": "alice"}
     assert app.reports[1:] == []
 
 

@@ -18,7 +18,7 @@ from pyramid.request import Request
 
 from pyramid_session_redis import RedisSessionFactory
 from pyramid_session_redis.channel import ClientChannel
-from pyramid_session_redis.codec import SessionRecord
+from pyramid_session_redis.codec import SafeCodec, SessionRecord
 from pyramid_session_redis.exceptions import (
     InvalidSession,
     NotInBackend,
@@ -28,6 +28,9 @@ from pyramid_session_redis.exceptions import (
 )
 from pyramid_session_redis.keys import StorageKeys, derive_key, same_slot_id, slot_of, slot_tags
 from pyramid_session_redis.lock import hash_tag, lock_key, tag_for_slot
+from pyramid_session_redis.persist import MoveTarget, Saved, SessionWriter
+from pyramid_session_redis.settings import build_settings
+from pyramid_session_redis.state import SessionState
 from pyramid_session_redis.store import MoveOutcome, RedisStore, ServerFeatures
 from pyramid_session_redis.util import new_session_id
 from tests.app import SECRET, build_wsgi_app
@@ -398,3 +401,28 @@ def test_the_slot_table_holds_the_lock_modules_tags() -> None:
     for slot in (0, 1, 5460, 5461, 9999, 16383):
         assert tags[slot] == tag_for_slot(slot)
         assert slot_of(tags[slot]) == slot
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_taken_new_key_moves_to_another_id_and_leaves_it_alone(
+    store: RedisStore, redis_client: redis.Redis, mode: str
+) -> None:
+    codec = SafeCodec()
+    record = SessionRecord({"cart": 1}, 1_700_000_000)
+    loaded = codec.encode(record)
+    redis_client.set("old", loaded)
+    redis_client.set("taken", b"someone else's")
+    lock = None
+    if mode == "lock":
+        lock = "token"
+        redis_client.set(lock_key("old"), lock)
+    writer = SessionWriter(store, codec, build_settings(SECRET, persistence=mode), print)
+    state = SessionState(codec.decode(loaded), loaded, codec.unpack(loaded))
+    state.assign("user", "alice")
+    target = MoveTarget("taken", "taken", lambda: ("free", "free"))
+    plain = codec.encode_plain(state.record)
+    assert writer.move(state, "old", target, plain, 60, lock) is Saved.WRITTEN
+    assert target.session_id == "free"
+    assert redis_client.get("taken") == b"someone else's"
+    assert codec.decode(redis_client.get("free")).data == {"cart": 1, "user": "alice"}
+    assert redis_client.exists("old", lock_key("old")) == 0
