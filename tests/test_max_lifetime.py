@@ -80,6 +80,17 @@ def test_an_over_age_session_is_replaced_by_a_fresh_one(
     assert LifetimeExceeded is InvalidSession_PastLifetime
 
 
+def test_an_over_age_session_costs_its_load_and_one_del(
+    redis_url: str, redis_client: redis.Redis, commands: CommandCounter
+) -> None:
+    app = App(redis_url)
+    key = app.start(user="alice")
+    age(app, redis_client, key, LIFETIME)
+    commands.reset()
+    app.browser.get("/dump")
+    assert commands.counts() == {"getex": 1, "del": 1}
+
+
 def test_a_write_to_an_over_age_session_starts_a_new_one(
     redis_url: str, redis_client: redis.Redis
 ) -> None:
