@@ -318,3 +318,21 @@ def test_ini_options() -> None:
         {"redis.sessions.sign_payloads": "true", "redis.sessions.unsigned_payloads": "reject"}
     )
     assert options == {"sign_payloads": True, "unsigned_payloads": "reject"}
+
+
+@pytest.mark.parametrize("options", [{"sign_payloads": True}, {"hash_keys": True}])
+def test_requests_cost_the_commands_they_cost_without_the_option(
+    redis_url: str, redis_client: redis.Redis, commands: CommandCounter, options: dict[str, Any]
+) -> None:
+    def counts(app: App) -> list[dict[str, int]]:
+        app.start(n=0)
+        seen = []
+        for path, params in [("/set", {"key": "n", "value": "1"}), ("/read", {"key": "n"})]:
+            commands.reset()
+            app.browser.get(path, params)
+            seen.append(commands.counts())
+        return seen
+
+    counts(App(redis_url, sign_payloads=False))  # the server's script cache is warm now
+    plain = counts(App(redis_url, sign_payloads=False))
+    assert counts(App(redis_url, **{"sign_payloads": False, **options})) == plain
