@@ -187,3 +187,7 @@ def test_invalid_max_lifetime_is_refused_naming_the_option(value: Any) -> None:
 def test_ini_junk_names_the_key() -> None:
     with pytest.raises(ConfigurationError, match=r"redis\.sessions\.max_lifetime"):
         parse_ini_settings({"redis.sessions.max_lifetime": "an hour"})
+
+
+def test_a_zero_max_lifetime_means_none_as_for_timeout() -> None:
+    assert RedisSessionFactory(SECRET, max_lifetime=0).settings.max_lifetime is None
