@@ -35,6 +35,7 @@ __all__ = [
     "SessionLockLost",
     "SessionLockTimeout",
     "SessionWriteConflict",
+    "UserBindingExpired",
 ]
 
 
@@ -90,6 +91,13 @@ class InvalidSession_DeserializationError(InvalidSession):
 
 class InvalidSession_PayloadTimeout(InvalidSession):
     """The payload's own expiry time has passed."""
+
+
+class UserBindingExpired(InvalidSession_PayloadTimeout):
+    """The session was bound to a user (``bind_user``) longer ago than
+    ``user_index_lifetime``: the user index no longer covers it, so it is replaced by a
+    fresh session (the user logs in again).
+    """
 
 
 class BackendUnavailable(InvalidSession):

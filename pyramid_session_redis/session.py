@@ -31,12 +31,23 @@ from .exceptions import (
     SessionGone,
     SessionLockTimeout,
     SessionWriteConflict,
+    UserBindingExpired,
 )
 from .lock import acquire_and_load
 from .persist import Saved, SessionWriter
 from .plan import Cookie, Write, plan_cookie, plan_write
 from .state import SessionState
 from .store import SessionStore, WrongTypeError
+from .user_index import (
+    USER_KEY,
+    Entry,
+    IndexUpdate,
+    binding_of,
+    binding_value,
+    entry_of,
+    lapsed,
+    remove,
+)
 from .util import now
 
 if TYPE_CHECKING:
@@ -74,6 +85,8 @@ class Pending:
     cookie_sent: bool = False  # the response carries a cookie with the session's id
     refresh_due: bool = False
     ttl_override: int | None = None
+    index_touched: bool = False  # bind_user()/unbind_user() called (user_index.py)
+    index_before: Entry | None = None  # the session's index entry before that
 
 
 def _remaining(state: SessionState, current: int) -> int:
@@ -164,6 +177,9 @@ class RedisSession:
         current = now()
         if record.expires is not None and record.expires <= current and self._expiry_enforced:
             return self._start_new(InvalidSession_PayloadTimeout(session_id))
+        if lapsed(record.data, current):
+            log_id = self._factory.log_id(session_id)
+            return self._start_new(UserBindingExpired(f"session {log_id}: user binding lapsed"))
         self._normalize(record)
         state = SessionState(record, raw, plain)
         self._state, self._session_id, self._phase = state, session_id, Phase.LOADED
@@ -302,7 +318,9 @@ class RedisSession:
         state = self._state
         try:
             if state is not None and self._phase is not Phase.DEGRADED:
+                index = self._index_update(state)
                 self._finish(state)
+                self._index_saved(index, state)
         except (SessionBackendError, SessionWriteConflict) as exc:
             log.error("session %s: not saved: %s", self._factory.log_id(self._session_id), exc)
             if self._pending.cookie_sent and self._response is not None:
@@ -415,8 +433,85 @@ class RedisSession:
                 self._store().delete_unlock(key, lock)
             else:
                 self._store().delete(key)
+            self._unindex(key)
         self._pending = Pending(invalidated=True)
         self._start_new(None)
+
+    # -- log out everywhere: the user index (user_index.py) ---------------------------
+    def bind_user(self, userid: str | int) -> None:
+        """Bind the session to ``userid``: call on login, after ``regenerate_id()``.
+
+        When the session is saved its key enters the user's index, where
+        ``list_user_sessions`` and ``revoke_user_sessions`` find it. The binding holds
+        for ``user_index_lifetime`` seconds; after that the session is replaced by a
+        fresh one.
+        """
+        state = self._st
+        self._index_touch(state)
+        until = now() + self._settings.user_index_lifetime
+        state.assign(USER_KEY, binding_value(userid, until))
+
+    def unbind_user(self) -> None:
+        """Take the session out of its user's index when it is saved (``invalidate()``
+        does this too)."""
+        state = self._st
+        self._index_touch(state)
+        if USER_KEY in state.data:
+            state.remove(USER_KEY)
+
+    @property
+    def bound_userid(self) -> str | None:
+        """The user id the session is bound to (as a str), or None."""
+        binding = binding_of(self._st.data)
+        return None if binding is None else binding[0]
+
+    def _index_touch(self, state: SessionState) -> None:
+        pending = self._pending
+        if not pending.index_touched:
+            pending.index_touched = True
+            pending.index_before = self._index_entry(state.data)
+
+    def _index_entry(self, data: dict[str, Any]) -> Entry | None:
+        session_id = self._session_id
+        return entry_of(data, None if session_id is None else self._factory.key(session_id))
+
+    def _index_update(self, state: SessionState) -> IndexUpdate | None:
+        """Before the save: an entry the save will need is added first (no window in
+        which a stored binding is missing from the index)."""
+        pending = self._pending
+        if not pending.index_touched:
+            if USER_KEY not in state.written and USER_KEY not in state.deleted:
+                return None
+            # Changed through the dict API (clear(), del...): compare with the loaded copy.
+            pending.index_touched = True
+            pending.index_before = self._index_entry(state.base(self._factory.codec).data)
+        update = IndexUpdate(self._store(), self._factory.user_index, pending.index_before)
+        update.before_write(self._index_entry(state.data))
+        return update
+
+    def _index_saved(self, update: IndexUpdate | None, state: SessionState) -> None:
+        """After the save: the index follows what was stored (also a bound session
+        stored under a new id), stale entries go. No command when nothing changed."""
+        final = self._index_entry(state.data) if self._stored else None
+        if update is None:
+            cookie_id = self._cookie_id
+            if final is None or cookie_id is None or final.key == self._factory.key(cookie_id):
+                return
+            moved_from = dataclasses.replace(final, key=self._factory.key(cookie_id))
+            update = IndexUpdate(self._store(), self._factory.user_index, moved_from)
+        update.after_write(final)
+
+    def _unindex(self, key: str) -> None:
+        """``invalidate()``: the deleted session leaves its user's index (when known)."""
+        pending, state = self._pending, self._state
+        if pending.index_touched:
+            entry = pending.index_before
+        elif state is not None:
+            entry = entry_of(state.data, key)
+        else:  # never loaded: the entry goes at the next listing or revocation
+            return
+        if entry is not None:
+            remove(self._store(), self._factory.user_index(entry.userid), entry.key)
 
     # dict API: reads
     def __getitem__(self, key: str) -> Any:

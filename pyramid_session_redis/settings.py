@@ -37,6 +37,8 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_LOCK_TIMEOUT = 10.0
 DEFAULT_LOCK_WAIT = 5.0
 LOCK_OPTIONS = ("lock_timeout", "lock_wait")
+# How long a session stays bound to its user after bind_user() (seconds): 30 days.
+DEFAULT_USER_INDEX_LIFETIME = 30 * 24 * 3600
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +92,7 @@ class SessionSettings:
     degraded_mode: bool = False
     compress_threshold: int | None = 1024
     compression: str = "zstd"
+    user_index_lifetime: int = DEFAULT_USER_INDEX_LIFETIME
 
     # -- derived modes (properties: computed from the fields, never stored) --
     @property
@@ -258,6 +261,12 @@ def _validate(s: SessionSettings) -> None:
         _fail("`cas_retries` must be a whole number >= 0", "cas_retries")
     if s.on_conflict not in CONFLICT_POLICIES:
         _fail(f"`on_conflict` must be one of {CONFLICT_POLICIES}", "on_conflict")
+    lifetime = s.user_index_lifetime
+    if isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime <= 0:
+        _fail(
+            f"`user_index_lifetime` must be a whole number of seconds > 0, got {lifetime!r}",
+            "user_index_lifetime",
+        )
     for name in LOCK_OPTIONS:
         value = getattr(s, name)
         if (
@@ -382,6 +391,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "degraded_mode": _BOOL,
     "compress_threshold": _INT,
     "compression": _STR,
+    "user_index_lifetime": _INT,
 }
 _DOTTED = (*_CALLABLES, "cookie_signer", "redis_connection_pool")
 
