@@ -121,7 +121,9 @@ class IndexUpdate:
         self.added: Entry | None = None
 
     def before_write(self, planned: Entry | None) -> None:
-        if planned is not None and planned != self.before:
+        """Add ``planned`` even if the index should hold it already (it heals an index
+        that lost it: evicted, flushed)."""
+        if planned is not None:
             self._add(planned)
 
     def after_write(self, final: Entry | None) -> None:

@@ -69,7 +69,9 @@ def list_user_sessions(request_or_registry: Any, userid: str | int) -> list[User
         if expires is not None and expires <= current:
             continue
         handle = factory.log_id(key)
-        sessions.append(UserSession(handle, record.created, expires, binding[1], key == current_key))
+        sessions.append(
+            UserSession(handle, record.created, expires, binding[1], key == current_key)
+        )
     if stale:
         store.index_update(index, current, None, stale)
     return sorted(sessions, key=lambda session: (session.created, session.handle))
