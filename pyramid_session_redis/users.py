@@ -9,6 +9,7 @@ with ``config.set_session_factory`` is found as Pyramid's ``ISessionFactory`` ut
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pyramid.interfaces import ISessionFactory
@@ -22,7 +23,7 @@ from .util import now
 if TYPE_CHECKING:
     from pyramid.request import Request
 
-__all__ = ["UserSession", "list_user_sessions", "revoke_user_sessions"]
+__all__ = ["UserSession", "list_user_sessions", "revoke_user_session", "revoke_user_sessions"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,19 +86,40 @@ def revoke_user_sessions(
     ``except_current=True`` keeps the session of the request passed in. The request's
     own session, if revoked, is invalidated (its cookie is expired on the response).
     A request still using a revoked session cannot write it back (no resurrection).
-    One ``DEL`` per session (pipelined: one round trip), between reading the index and
-    taking the deleted entries out of it.
+    Two round trips: the index, then one ``DEL`` per session (pipelined); a third
+    takes the entries of the deleted sessions out of the index.
     """
     factory, request = _factory_of(request_or_registry)
     if except_current and request is None:
         raise TypeError("except_current=True needs the request, not the registry")
+    current_key = _current_key(factory, request)
+    return _revoke(factory, request, userid, lambda key: not except_current or key != current_key)
+
+
+def revoke_user_session(request_or_registry: Any, userid: str | int, handle: str) -> bool:
+    """Delete the one session of the user whose :attr:`UserSession.handle` is ``handle``.
+
+    For a "your sessions" page: False if no live session of the user has that handle
+    (a handle of another user's session never matches).
+    """
+    factory, request = _factory_of(request_or_registry)
+    return _revoke(factory, request, userid, lambda key: factory.log_id(key) == handle) > 0
+
+
+def _revoke(
+    factory: SessionFactory,
+    request: Request | None,
+    userid: str | int,
+    chosen: Callable[[str], bool],
+) -> int:
+    """Delete the user's indexed sessions whose key ``chosen(key)`` accepts."""
     user = userid_text(userid)
     store, index, current = factory.store_for(request), factory.user_index(user), now()
-    entries = store.index_entries(index, current)
+    entries = [(key, until) for key, until in store.index_entries(index, current) if chosen(key)]
     current_key = _current_key(factory, request)
     others = [key for key, _ in entries if key != current_key]
     revoked = store.delete_many(others)
-    if not except_current and current_key is not None and len(others) < len(entries):
+    if len(others) < len(entries):
         assert request is not None
         request.session.invalidate()  # deletes it and takes it out of the index
         revoked += 1

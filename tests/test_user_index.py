@@ -23,6 +23,7 @@ from pyramid_session_redis import (
     RedisSessionFactory,
     UserSession,
     list_user_sessions,
+    revoke_user_session,
     revoke_user_sessions,
     user_index,
 )
@@ -96,6 +97,10 @@ def bad_login(request: Request) -> Any:
     return "bound"
 
 
+def revoke_one(request: Request) -> Any:
+    return revoke_user_session(request, request.params["user"], request.params["handle"])
+
+
 def relogin(request: Request) -> Any:
     """Log out and in again in one request: invalidate(), then bind a new session."""
     request.session.invalidate()
@@ -112,6 +117,7 @@ VIEWS = {
     "revoke": revoke,
     "relogin": relogin,
     "bad_login": bad_login,
+    "revoke_one": revoke_one,
 }
 
 
@@ -486,6 +492,26 @@ def test_revoke_from_the_registry(site: Callable[..., Site], redis_client: redis
     assert revoke_user_sessions(app.registry, "alice") == 0
     with pytest.raises(TypeError, match="needs the request"):
         revoke_user_sessions(app.registry, "alice", except_current=True)
+
+
+def test_revoke_one_session_by_its_handle(
+    site: Callable[..., Site], redis_client: redis.Redis
+) -> None:
+    app = site()
+    mine, my_id = logged_in(app, "alice")
+    other, other_id = logged_in(app, "alice")
+    _, bob_id = logged_in(app, "bob")
+    revoke = {"user": "alice", "handle": handle(other_id)}
+    assert mine.get("/revoke_one", revoke).json is True
+    assert redis_client.exists(other_id) == 0 and other.get("/whoami").json is None
+    assert mine.get("/revoke_one", revoke).json is False  # already gone
+    assert mine.get("/revoke_one", {"user": "alice", "handle": handle(bob_id)}).json is False
+    assert mine.get("/revoke_one", {"user": "alice", "handle": "nonsense"}).json is False
+    assert redis_client.exists(my_id, bob_id) == 2
+    response = mine.get("/revoke_one", {"user": "alice", "handle": handle(my_id)})
+    assert response.json is True and "Max-Age=0" in response.headers["Set-Cookie"]
+    assert redis_client.exists(my_id) == 0
+    assert revoke_user_session(app.registry, "bob", handle(bob_id)) is True
 
 
 def test_a_session_bound_while_revoking_stays_indexed(
