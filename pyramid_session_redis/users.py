@@ -30,8 +30,8 @@ __all__ = ["UserSession", "list_user_sessions", "revoke_user_session", "revoke_u
 class UserSession:
     """One live session of a user, as :func:`list_user_sessions` reports it.
 
-    Holds no session id: ``handle`` is a keyed hash of the session's Redis key, the
-    same value log lines show for that session; stable for the session's life.
+    Holds no session id: ``handle`` is a keyed hash of the session's Redis key, stable
+    for the session's life (where the key is the id, the value log lines show).
     """
 
     handle: str

@@ -597,6 +597,21 @@ def test_binding_and_unbinding_cost_one_script_call_on_the_index(
     assert first_login.counts == plus({"set": 1}, INDEX_ADD)  # SET NX, then the index
 
 
+def test_invalidating_a_bound_session_costs_one_script_call_more(
+    site: Callable[..., Site], commands: CommandCounter, scripts_cached: None
+) -> None:
+    app = site()
+    bound, _ = logged_in(app, "alice")
+    unbound = app.browser()
+    unbound.get("/set", {"key": "cart", "value": "[]"})
+    with commands.measure() as plain:
+        unbound.get("/invalidate")
+    with commands.measure() as logout:
+        bound.get("/invalidate")
+    assert plain.counts == {"getex": 1, "del": 1}
+    assert logout.counts == plus(plain.counts, INDEX_REMOVE)
+
+
 def test_listing_and_revoking_cost_two_round_trips(
     site: Callable[..., Site], commands: CommandCounter, scripts_cached: None
 ) -> None:
