@@ -701,10 +701,13 @@ class RedisSession:
     def do_persist(self) -> None:
         """Write the session to Redis now (a new one gets an id and a cookie)."""
         state = self._st
+        index = self._index_update(state)
         if not self._stored:
             self._create(state)
         else:
             self._write(state, self._factory.codec.encode_plain(state.record))
+        self._index_saved(index, state)
+        self._pending.index_touched = False  # the index is in step with what is stored
 
     def do_refresh(self, force_redis_ttl: int | None = None) -> None:
         """Slide the TTL in Redis now (``force_redis_ttl`` seconds if given)."""

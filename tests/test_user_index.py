@@ -97,6 +97,13 @@ def bad_login(request: Request) -> Any:
     return "bound"
 
 
+def persist_login(request: Request) -> Any:
+    """bind_user(), then do_persist(): the index has the session before the view ends."""
+    request.session.bind_user(request.params["user"])
+    request.session.do_persist()
+    return [s.current for s in list_user_sessions(request, request.params["user"])]
+
+
 def revoke_one(request: Request) -> Any:
     return revoke_user_session(request, request.params["user"], request.params["handle"])
 
@@ -118,6 +125,7 @@ VIEWS = {
     "relogin": relogin,
     "bad_login": bad_login,
     "revoke_one": revoke_one,
+    "persist_login": persist_login,
 }
 
 
@@ -256,6 +264,19 @@ def test_binding_a_new_session_creates_it(
     session_id = browser.get("/session_id").json
     assert redis_client.exists(session_id) == 1
     assert list(index(redis_client, "alice")) == [session_id]
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_do_persist_updates_the_index_at_once(
+    site: Callable[..., Site], redis_client: redis.Redis, existing: bool
+) -> None:
+    browser = site().browser()
+    if existing:
+        browser.get("/set", {"key": "cart", "value": "[]"})
+    assert browser.get("/persist_login", {"user": "alice"}).json == [True]
+    session_id = browser.get("/session_id").json
+    assert list(index(redis_client, "alice")) == [session_id]
+    assert browser.get("/whoami").json == "alice"
 
 
 def test_an_int_user_id_is_the_same_user_as_its_digits(
