@@ -480,26 +480,34 @@ class RedisSession:
         which a stored binding is missing from the index)."""
         pending = self._pending
         if not pending.index_touched:
-            if USER_KEY not in state.written and USER_KEY not in state.deleted:
-                return None
-            # Changed through the dict API (clear(), del...): compare with the loaded copy.
-            pending.index_touched = True
-            pending.index_before = self._index_entry(state.base(self._factory.codec).data)
+            before = self._moved_from(state)
+            if before is None:
+                if USER_KEY not in state.written and USER_KEY not in state.deleted:
+                    return None
+                # Changed through the dict API (clear(), del...): compare with the loaded copy.
+                before = self._index_entry(state.base(self._factory.codec).data)
+            pending.index_touched, pending.index_before = True, before
         update = IndexUpdate(self._store(), self._factory.user_index, pending.index_before)
         update.before_write(self._index_entry(state.data))
         return update
 
     def _index_saved(self, update: IndexUpdate | None, state: SessionState) -> None:
-        """After the save: the index follows what was stored (also a bound session
-        stored under a new id), stale entries go. No command when nothing changed."""
+        """After the save: the index follows what was stored (also a bound session the
+        save stored under a new id); stale entries go. No command when nothing changed."""
         final = self._index_entry(state.data) if self._stored else None
         if update is None:
-            cookie_id = self._cookie_id
-            if final is None or cookie_id is None or final.key == self._factory.key(cookie_id):
+            moved_from = self._moved_from(state)
+            if moved_from is None:
                 return
-            moved_from = dataclasses.replace(final, key=self._factory.key(cookie_id))
             update = IndexUpdate(self._store(), self._factory.user_index, moved_from)
         update.after_write(final)
+
+    def _moved_from(self, state: SessionState) -> Entry | None:
+        """The entry under the request's id, if a bound stored session has another id."""
+        cookie_id, session_id = self._cookie_id, self._session_id
+        if cookie_id is None or session_id in (None, cookie_id) or not self._stored:
+            return None
+        return entry_of(state.data, self._factory.key(cookie_id))
 
     def _unindex(self, key: str) -> None:
         """``invalidate()``: the deleted session leaves its user's index (when known)."""

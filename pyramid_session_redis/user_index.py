@@ -127,12 +127,21 @@ class IndexUpdate:
             self._add(planned)
 
     def after_write(self, final: Entry | None) -> None:
-        """``final``: the entry of the session as stored now (None: unbound or not stored)."""
-        if final is not None and final != self.added and final != self.before:
+        """``final``: the entry of the session as stored now (None: unbound or not stored).
+
+        Adds it if the write stored it elsewhere than planned (a new session whose id
+        was taken, an id changed by the write), then removes the entries that no longer
+        apply: the one before, and a planned one the write did not use.
+        """
+        added, before = self.added, self.before
+        if final is not None and final != added and final != before:
             self._add(final)
-        before = self.before
-        if before is not None and (final is None or _place(final) != _place(before)):
-            remove(self.store, self.index_of(before.userid), before.key)
+        for stale in (before, added):
+            if stale is None or (final is not None and _place(stale) == _place(final)):
+                continue
+            if stale is added and before is not None and _place(stale) == _place(before):
+                continue
+            remove(self.store, self.index_of(stale.userid), stale.key)
 
     def _add(self, entry: Entry) -> None:
         self.store.index_update(self.index_of(entry.userid), now(), (entry.key, entry.until), ())

@@ -235,6 +235,50 @@ def test_index_keys_hash_the_user_and_carry_their_own_hash_tag() -> None:
     assert index_key("{app}", "{x}").startswith("psr:user:{")
 
 
+A, B = "alice", "bob"
+FAR = 4_000_000_000
+
+
+def e(user: str, key: str, until: int = FAR) -> user_index.Entry:
+    return user_index.Entry(user, key, until)
+
+
+@pytest.mark.parametrize(
+    ("before", "planned", "final", "expected"),
+    [
+        pytest.param(None, e(A, "k"), e(A, "k"), {A: ["k"]}, id="bind"),
+        pytest.param(e(A, "k"), None, None, {}, id="unbind"),
+        pytest.param(e(A, "k", 10**9 * 3), e(A, "k"), e(A, "k"), {A: ["k"]}, id="renew"),
+        pytest.param(e(A, "k"), e(B, "k"), e(B, "k"), {B: ["k"]}, id="rebind-to-another"),
+        pytest.param(None, e(A, "k"), None, {}, id="bind-but-session-gone"),
+        pytest.param(e(A, "k"), e(B, "k"), None, {}, id="rebind-but-session-gone"),
+        pytest.param(None, e(A, "taken"), e(A, "free"), {A: ["free"]}, id="id-collision"),
+        pytest.param(e(A, "old"), None, e(A, "new"), {A: ["new"]}, id="moved-by-the-write"),
+        pytest.param(e(A, "old"), e(A, "new"), e(A, "new"), {A: ["new"]}, id="moved-before"),
+        pytest.param(None, None, None, {}, id="nothing"),
+    ],
+)
+def test_index_update_table(
+    redis_url: str,
+    redis_client: redis.Redis,
+    before: user_index.Entry | None,
+    planned: user_index.Entry | None,
+    final: user_index.Entry | None,
+    expected: dict[str, list[str]],
+) -> None:
+    factory = RedisSessionFactory(SECRET, redis_url=redis_url)
+    store = factory.store_for(None)
+    if before is not None:
+        store.index_update(factory.user_index(before.userid), 0, (before.key, before.until), ())
+    update = user_index.IndexUpdate(store, factory.user_index, before)
+    update.before_write(planned)
+    update.after_write(final)
+    found = {user: sorted(index(redis_client, user)) for user in (A, B)}
+    assert {user: keys for user, keys in found.items() if keys} == expected
+    if final is not None:
+        assert index(redis_client, final.userid)[final.key] == final.until
+
+
 # --------------------------------------------------------------------------- binding
 
 
@@ -277,6 +321,19 @@ def test_do_persist_updates_the_index_at_once(
     session_id = browser.get("/session_id").json
     assert list(index(redis_client, "alice")) == [session_id]
     assert browser.get("/whoami").json == "alice"
+
+
+def test_an_id_collision_on_login_indexes_only_the_id_used(
+    site: Callable[..., Site], redis_client: redis.Redis
+) -> None:
+    ids = iter(["taken", "free"])
+    app = site(id_generator=lambda: next(ids))
+    redis_client.set("taken", b"another user's session")
+    browser = app.browser()
+    browser.get("/login", {"user": "alice"})
+    assert browser.get("/session_id").json == "free"
+    assert list(index(redis_client, "alice")) == ["free"]  # the planned "taken" removed
+    assert redis_client.get("taken") == b"another user's session"
 
 
 def test_an_int_user_id_is_the_same_user_as_its_digits(
