@@ -494,13 +494,12 @@ class RedisSession:
     def _index_saved(self, update: IndexUpdate | None, state: SessionState) -> None:
         """After the save: the index follows what was stored (also a bound session the
         save stored under a new id); stale entries go. No command when nothing changed."""
-        final = self._index_entry(state.data) if self._stored else None
         if update is None:
             moved_from = self._moved_from(state)
             if moved_from is None:
-                return
+                return  # the common case: nothing bound, unbound or moved
             update = IndexUpdate(self._store(), self._factory.user_index, moved_from)
-        update.after_write(final)
+        update.after_write(self._index_entry(state.data) if self._stored else None)
 
     def _moved_from(self, state: SessionState) -> Entry | None:
         """The entry under the request's id, if a bound stored session has another id."""
