@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pickle
 import time
 from collections.abc import Callable
 from typing import Any
@@ -478,6 +479,36 @@ def test_listing_shows_each_live_session_without_its_id(
         assert start + LIFETIME <= entry["bound_until"] <= now + LIFETIME
         assert entry["current"] is (entry["handle"] == handle(first_id))
     assert [entry["created"] for entry in listed] == sorted(entry["created"] for entry in listed)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param({"serialize": pickle.dumps, "deserialize": pickle.loads}, id="1.8-layout"),
+        pytest.param({"persistence": "lock"}, id="lock"),
+        pytest.param({"persistence": "overwrite"}, id="overwrite"),
+        pytest.param({"timeout": None}, id="no-timeout"),
+        pytest.param({"set_redis_ttl": False}, id="lru-mode"),
+    ],
+)
+def test_binding_listing_and_revoking_in_other_modes(
+    site: Callable[..., Site], redis_client: redis.Redis, options: dict[str, Any]
+) -> None:
+    app = site(**options)
+    mine, my_id = logged_in(app, "alice")
+    other, other_id = logged_in(app, "alice")
+    listed = list_user_sessions(app.registry, "alice")
+    assert sorted(s.handle for s in listed) == sorted([handle(my_id), handle(other_id)])
+    assert all(s.created > 0 for s in listed)
+    if options.get("timeout", TIMEOUT) is None:
+        assert all(s.expires is None for s in listed)
+    else:
+        assert all(s.expires is not None and s.expires > time.time() for s in listed)
+    assert mine.get("/revoke", {"user": "alice", "keep": "1"}).json == 1
+    assert redis_client.exists(other_id) == 0 and other.get("/whoami").json is None
+    mine.get("/logout")
+    assert mine.get("/whoami").json is None
+    assert list_user_sessions(app.registry, "alice") == []
 
 
 def test_listing_from_the_registry(site: Callable[..., Site]) -> None:
