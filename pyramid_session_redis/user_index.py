@@ -13,10 +13,12 @@ Invariants:
 
 - an entry is added *before* the payload that carries its binding is stored, and
   removed only *after* the payload no longer carries it; so every stored binding is
-  in the index (a failed request leaves at most an entry too many, never one too few);
+  in the index (a failed request leaves at most an entry too many, never one too few).
+  Where the id is only known once written (a new session stored by ``do_persist()``,
+  an id the write itself changes), the entry follows right after the write;
 - a binding is honoured only until ``bound_until`` (the session is replaced by a fresh
-  one at load after that), and the index key expires at its latest deadline: it
-  never outlives the last session that can still be used;
+  one at load after that), and the index key expires at its latest deadline: no
+  session that can still be used outlives it;
 - an entry whose session is gone (or no longer bound to the user) is removed by the
   next listing or revocation, unless it was added in the last :data:`PENDING_GRACE`
   seconds (its request may still be about to store the session).
