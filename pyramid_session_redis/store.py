@@ -287,12 +287,20 @@ class RedisStore:
         """
         member, deadline = add if add is not None else ("", 0)
         args = (now, member, deadline, *remove)
-        return int(self._script(INDEX_UPDATE, (index,), args, "update the user index"))
+        return int(self._index_script(INDEX_UPDATE, index, args, "update the user index"))
 
     def index_entries(self, index: str, now: int) -> list[tuple[str, int]]:
         """Drop lapsed entries; the others as (session key, deadline), oldest first."""
-        flat = self._script(INDEX_ENTRIES, (index,), (now,), "read the user index")
+        flat = self._index_script(INDEX_ENTRIES, index, (now,), "read the user index")
         return [(_as_text(flat[i]), int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
+
+    def _index_script(self, script: Script, index: str, args: tuple[Any, ...], action: str) -> Any:
+        try:
+            return self._script(script, (index,), args, action)
+        except WrongTypeError as exc:  # not a sorted set: not ours to repair silently
+            raise SessionBackendError(
+                f"cannot {action}: {index!r} is not a sorted set", exc
+            ) from exc
 
     def peek_many(self, keys: Sequence[str]) -> list[tuple[bytes | None, int]]:
         """``GET`` and ``TTL`` of each key (no TTL refresh), pipelined in one round trip."""

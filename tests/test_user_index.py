@@ -751,6 +751,22 @@ def test_redis_down_is_a_typed_error() -> None:
         revoke_user_sessions(registry, "alice")
 
 
+def test_an_index_key_holding_another_type_is_a_typed_error(
+    site: Callable[..., Site], redis_client: redis.Redis
+) -> None:
+    app = site()
+    redis_client.set(index_key(None, "alice"), b"not an index")
+    with pytest.raises(SessionBackendError, match="not a sorted set"):
+        list_user_sessions(app.registry, "alice")
+    with pytest.raises(SessionBackendError, match="not a sorted set"):
+        revoke_user_sessions(app.registry, "alice")
+    browser = app.browser()
+    browser.get("/set", {"key": "cart", "value": "[]"})
+    with pytest.raises(SessionBackendError):
+        browser.get("/login", {"user": "alice"})
+    assert browser.get("/whoami").json is None  # the binding was not stored
+
+
 def test_a_registry_without_this_session_factory_is_refused() -> None:
     with Configurator() as config:
         registry = config.registry
