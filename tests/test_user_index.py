@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import pickle
+import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -805,3 +807,74 @@ def test_the_prefix_namespaces_the_index(
     assert session_id.startswith("shop:")
     assert list(index(redis_client, "alice", "shop:")) == [session_id]
     assert index(redis_client, "alice") == {}
+
+
+# --------------------------------------------------------------------------- the README's pattern
+
+
+def readme_views() -> dict[str, Any]:
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.DOTALL) if "bind_user" in b)
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    return namespace
+
+
+class BoundUserPolicy:
+    """A security policy whose authenticated user is the session's bound user."""
+
+    def identity(self, request: Request) -> Any:
+        return request.session.bound_userid
+
+    def authenticated_userid(self, request: Request) -> Any:
+        return request.session.bound_userid
+
+    def permits(self, request: Request, context: Any, permission: str) -> bool:
+        return True
+
+    def remember(self, request: Request, userid: Any, **kw: Any) -> list[Any]:
+        return []
+
+    def forget(self, request: Request, **kw: Any) -> list[Any]:
+        return []
+
+
+def test_the_readme_pattern_works(redis_url: str, redis_client: redis.Redis) -> None:
+    views = readme_views()
+
+    def done(view: Callable[[Request], Any]) -> Callable[[Request], Any]:
+        def wrapped(request: Request) -> Any:
+            result = view(request)
+            return "done" if result is None else result
+
+        return wrapped
+
+    with Configurator() as config:
+        config.set_session_factory(RedisSessionFactory(SECRET, redis_url=redis_url))
+        config.set_security_policy(BoundUserPolicy())
+        for name, view in [
+            ("login", login),  # the README's, less regenerate_id() (built separately)
+            ("sessions", views["sessions_view"]),
+            ("end_session", views["end_session_view"]),
+            ("everywhere", views["log_out_everywhere_view"]),
+            ("password", done(views["password_changed"])),
+            ("whoami", whoami),
+        ]:
+            config.add_route(name, f"/{name}")
+            config.add_view(view, route_name=name, renderer="json")
+        wsgi = config.make_wsgi_app()
+    laptop, phone, tablet = (webtest.TestApp(wsgi) for _ in range(3))
+    for browser in (laptop, phone, tablet):
+        browser.get("/login", {"user": "alice"})
+    listed = laptop.get("/sessions").json
+    assert len(listed) == 3 and [s["current"] for s in listed].count(True) == 1
+    phone_handle = next(s["handle"] for s in phone.get("/sessions").json if s["current"])
+    assert laptop.post("/end_session", {"handle": phone_handle}).status_int == 303
+    assert phone.get("/whoami").json is None
+    assert laptop.get("/password").json == "done"
+    assert tablet.get("/whoami").json is None
+    assert laptop.get("/whoami").json == "alice"
+    response = laptop.get("/everywhere")
+    assert response.status_int == 303 and "Max-Age=0" in response.headers["Set-Cookie"]
+    assert laptop.get("/whoami").json is None
+    assert list_user_sessions(wsgi.registry, "alice") == []
