@@ -41,6 +41,7 @@ __all__ = [
     "SessionLockLost",
     "SessionLockTimeout",
     "SessionWriteConflict",
+    "UserBindingExpired",
 ]
 
 
@@ -119,6 +120,13 @@ class InvalidSession_PayloadTampered(InvalidSession):
 class InvalidSession_PayloadUnsigned(InvalidSession_PayloadTampered):
     """``sign_payloads`` with ``unsigned_payloads = reject``: the stored value carries
     no MAC (written before signing was switched on, or by someone else). Never loaded.
+    """
+
+
+class UserBindingExpired(InvalidSession_PayloadTimeout):
+    """The session was bound to a user (``bind_user``) longer ago than
+    ``user_index_lifetime``: the user index no longer covers it, so it is replaced by a
+    fresh session (the user logs in again).
     """
 
 

@@ -20,6 +20,7 @@ from .settings import (
     resolved_dotted_names,
 )
 from .store import RedisStore, ServerFeatures, SessionStore
+from .user_index import index_key
 from .util import log_id, make_id_generator, make_log_key
 
 if TYPE_CHECKING:
@@ -63,9 +64,14 @@ class SessionFactory:
         session._st  # noqa: B018 - loads the session (one round trip for an existing one)
         return session
 
-    def store_for(self, request: Request) -> SessionStore:
-        """The storage for a request: shared, unless ``redis_client_callable`` is set."""
+    def store_for(self, request: Request | None) -> SessionStore:
+        """The storage for a request: shared, unless ``redis_client_callable`` is set.
+
+        ``request`` may be None (work outside a request) unless the callable needs one.
+        """
         if self.settings.redis_client_callable is not None:
+            if request is None:
+                raise TypeError("redis_client_callable is set: pass the request, not the registry")
             client = request_client(self.settings, self._client_options, request)
             return RedisStore(ClientChannel(client), self.features)
         assert self._store is not None
@@ -80,6 +86,10 @@ class SessionFactory:
         it under a key derived from the (current) ``secret`` (see :class:`~.keys.StorageKeys`).
         """
         return self._keys(session_id)
+
+    def user_index(self, userid: str) -> str:
+        """The Redis key of a user's index of sessions (see :mod:`.user_index`)."""
+        return index_key(self.settings.prefix, userid)
 
 
 def make_codec(settings: SessionSettings) -> Codec:

@@ -35,6 +35,7 @@ from .exceptions import (
     SessionGone,
     SessionLockTimeout,
     SessionWriteConflict,
+    UserBindingExpired,
 )
 from .integrity import (
     PayloadTamperedError,
@@ -48,6 +49,16 @@ from .persist import MoveTarget, Saved, SessionWriter
 from .plan import Cookie, Write, plan_cookie, plan_write
 from .state import SessionState
 from .store import SessionStore, WrongTypeError
+from .user_index import (
+    USER_KEY,
+    Entry,
+    IndexUpdate,
+    binding_of,
+    binding_value,
+    entry_of,
+    lapsed,
+    remove,
+)
 from .util import now
 
 if TYPE_CHECKING:
@@ -86,6 +97,8 @@ class Pending:
     refresh_due: bool = False
     ttl_override: int | None = None
     resign: bool = False  # sign_payloads: the value was loaded unsigned; write it signed
+    index_touched: bool = False  # bind_user()/unbind_user() called (user_index.py)
+    index_before: Entry | None = None  # the session's index entry before that
 
 
 def _remaining(state: SessionState, current: int) -> int:
@@ -185,6 +198,9 @@ class RedisSession:
             return self._start_new(InvalidSession_PayloadTimeout(session_id))
         if self._lifetime_left(record, current) <= 0:
             return self._retire(key, session_id, record.created)
+        if lapsed(record.data, current):
+            log_id = self._factory.log_id(session_id)
+            return self._start_new(UserBindingExpired(f"session {log_id}: user binding lapsed"))
         self._normalize(record)
         state = SessionState(record, raw, plain)
         self._state, self._session_id, self._phase = state, session_id, Phase.LOADED
@@ -352,7 +368,9 @@ class RedisSession:
         state = self._state
         try:
             if state is not None and self._phase is not Phase.DEGRADED:
+                index = self._index_update(state)
                 self._finish(state)
+                self._index_saved(index, state)
         except (SessionBackendError, SessionWriteConflict) as exc:
             log.error("session %s: not saved: %s", self._factory.log_id(self._session_id), exc)
             if self._pending.cookie_sent and self._response is not None:
@@ -526,8 +544,92 @@ class RedisSession:
                 self._store().delete_unlock(key, lock)
             else:
                 self._store().delete(key)
+            self._unindex(key)
         self._pending = Pending(invalidated=True)
         self._start_new(None)
+
+    # -- log out everywhere: the user index (user_index.py) ---------------------------
+    def bind_user(self, userid: str | int) -> None:
+        """Bind the session to ``userid``: call on login, after ``regenerate_id()``.
+
+        When the session is saved its key enters the user's index, where
+        ``list_user_sessions`` and ``revoke_user_sessions`` find it. The binding holds
+        for ``user_index_lifetime`` seconds; after that the session is replaced by a
+        fresh one.
+        """
+        state = self._st
+        self._index_touch(state)
+        until = now() + self._settings.user_index_lifetime
+        state.assign(USER_KEY, binding_value(userid, until))
+
+    def unbind_user(self) -> None:
+        """Take the session out of its user's index when it is saved (``invalidate()``
+        does this too)."""
+        state = self._st
+        self._index_touch(state)
+        if USER_KEY in state.data:
+            state.remove(USER_KEY)
+
+    @property
+    def bound_userid(self) -> str | None:
+        """The user id the session is bound to (as a str), or None."""
+        binding = binding_of(self._st.data)
+        return None if binding is None else binding[0]
+
+    def _index_touch(self, state: SessionState) -> None:
+        pending = self._pending
+        if not pending.index_touched:
+            pending.index_touched = True
+            pending.index_before = self._index_entry(state.data)
+
+    def _index_entry(self, data: dict[str, Any]) -> Entry | None:
+        session_id = self._session_id
+        return entry_of(data, None if session_id is None else self._factory.key(session_id))
+
+    def _index_update(self, state: SessionState) -> IndexUpdate | None:
+        """Before the save: an entry the save will need is added first (no window in
+        which a stored binding is missing from the index)."""
+        pending = self._pending
+        if not pending.index_touched:
+            before = self._moved_from(state)
+            if before is None:
+                if USER_KEY not in state.written and USER_KEY not in state.deleted:
+                    return None
+                # Changed through the dict API (clear(), del...): compare with the loaded copy.
+                before = self._index_entry(state.base(self._factory.codec).data)
+            pending.index_touched, pending.index_before = True, before
+        update = IndexUpdate(self._store(), self._factory.user_index, pending.index_before)
+        update.before_write(self._index_entry(state.data))
+        return update
+
+    def _index_saved(self, update: IndexUpdate | None, state: SessionState) -> None:
+        """After the save: the index follows what was stored (also a bound session the
+        save stored under a new id); stale entries go. No command when nothing changed."""
+        if update is None:
+            moved_from = self._moved_from(state)
+            if moved_from is None:
+                return  # the common case: nothing bound, unbound or moved
+            update = IndexUpdate(self._store(), self._factory.user_index, moved_from)
+        update.after_write(self._index_entry(state.data) if self._stored else None)
+
+    def _moved_from(self, state: SessionState) -> Entry | None:
+        """The entry under the request's id, if a bound stored session has another id."""
+        cookie_id, session_id = self._cookie_id, self._session_id
+        if cookie_id is None or session_id in (None, cookie_id) or not self._stored:
+            return None
+        return entry_of(state.data, self._factory.key(cookie_id))
+
+    def _unindex(self, key: str) -> None:
+        """``invalidate()``: the deleted session leaves its user's index (when known)."""
+        pending, state = self._pending, self._state
+        if pending.index_touched:
+            entry = pending.index_before
+        elif state is not None:
+            entry = entry_of(state.data, key)
+        else:  # never loaded: the entry goes at the next listing or revocation
+            return
+        if entry is not None:
+            remove(self._store(), self._factory.user_index(entry.userid), entry.key)
 
     # dict API: reads
     def __getitem__(self, key: str) -> Any:
@@ -739,10 +841,13 @@ class RedisSession:
     def do_persist(self) -> None:
         """Write the session to Redis now (a new one gets an id and a cookie)."""
         state = self._st
+        index = self._index_update(state)
         if not self._stored:
             self._create(state)
         else:
             self._write(state, self._factory.codec.encode_plain(state.record))
+        self._index_saved(index, state)
+        self._pending.index_touched = False  # the index is in step with what is stored
 
     def do_refresh(self, force_redis_ttl: int | None = None) -> None:
         """Slide the TTL in Redis now (``force_redis_ttl`` seconds if given)."""

@@ -38,6 +38,8 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_LOCK_TIMEOUT = 10.0
 DEFAULT_LOCK_WAIT = 5.0
 LOCK_OPTIONS = ("lock_timeout", "lock_wait")
+# How long a session stays bound to its user after bind_user() (seconds): 30 days.
+DEFAULT_USER_INDEX_LIFETIME = 30 * 24 * 3600
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +97,7 @@ class SessionSettings:
     hash_keys: bool = False
     sign_payloads: bool = False
     unsigned_payloads: str = "resign"
+    user_index_lifetime: int = DEFAULT_USER_INDEX_LIFETIME
 
     # -- derived modes (properties: computed from the fields, never stored) --
     @property
@@ -272,6 +275,12 @@ def _validate(s: SessionSettings) -> None:
         _fail("`cas_retries` must be a whole number >= 0", "cas_retries")
     if s.on_conflict not in CONFLICT_POLICIES:
         _fail(f"`on_conflict` must be one of {CONFLICT_POLICIES}", "on_conflict")
+    lifetime = s.user_index_lifetime
+    if isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime <= 0:
+        _fail(
+            f"`user_index_lifetime` must be a whole number of seconds > 0, got {lifetime!r}",
+            "user_index_lifetime",
+        )
     for name in LOCK_OPTIONS:
         value = getattr(s, name)
         if (
@@ -424,6 +433,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "hash_keys": _BOOL,
     "sign_payloads": _BOOL,
     "unsigned_payloads": _STR,
+    "user_index_lifetime": _INT,
 }
 _DOTTED = (*_CALLABLES, "cookie_signer", "redis_connection_pool")
 

@@ -3,7 +3,9 @@
 Every operation costs one round trip and touches one key, or (``persistence = lock``)
 the session's key and its lock key, which share a hash slot (Cluster-safe); ``move``
 (``regenerate_id()``) touches the old and the new key (and the old lock key), which the
-caller puts in one slot too.
+caller puts in one slot too. The user index operations (:mod:`.users`) touch one index
+key per command; ``peek_many`` and ``delete_many`` send one single-key command per
+session, pipelined in one round trip.
 Errors from redis-py become :class:`SessionBackendError`.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from redis.exceptions import NoScriptError, RedisError, ResponseError
@@ -85,6 +88,14 @@ class SessionStore(Protocol):
     def delete_unlock(self, key: str, token: str) -> bool: ...
     def release(self, key: str, token: str) -> bool: ...
 
+    # the user index (see users.py): a sorted set of session keys scored by deadline.
+    def index_update(
+        self, index: str, now: int, add: tuple[str, int] | None, remove: Sequence[str]
+    ) -> int: ...
+    def index_entries(self, index: str, now: int) -> list[tuple[str, int]]: ...
+    def peek_many(self, keys: Sequence[str]) -> list[tuple[bytes | None, int]]: ...
+    def delete_many(self, keys: Sequence[str]) -> int: ...
+
 
 # Writes ARGV[2] only if the stored bytes are still ARGV[1]; the TTL rides along.
 # Returns 1 (written), 0 (key gone) or the current bytes (conflict: saves a re-read).
@@ -147,6 +158,28 @@ _MOVE_CODES = {
     2: MoveOutcome.FENCED,
     3: MoveOutcome.TAKEN,
 }
+# The user index KEYS[1], a sorted set of session keys scored by their binding's
+# deadline: removes ARGV[4...], adds ARGV[2] with score ARGV[3] (if ARGV[2] ~= ''),
+# drops the entries whose deadline is <= ARGV[1] (now), and makes the key expire at the
+# latest deadline left (Redis deletes an emptied sorted set by itself). Returns the
+# number of entries left.
+INDEX_UPDATE_SCRIPT = """
+for i = 4, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
+if ARGV[2] ~= '' then redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if last[2] then redis.call('EXPIREAT', KEYS[1], last[2]) end
+return redis.call('ZCARD', KEYS[1])
+"""
+# Drops the lapsed entries of the index KEYS[1] and returns the others with their scores.
+INDEX_ENTRIES_SCRIPT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+"""
+INDEX_UPDATE = Script(INDEX_UPDATE_SCRIPT, hashlib.sha1(INDEX_UPDATE_SCRIPT.encode()).hexdigest())
+INDEX_ENTRIES = Script(
+    INDEX_ENTRIES_SCRIPT, hashlib.sha1(INDEX_ENTRIES_SCRIPT.encode()).hexdigest()
+)
 
 
 class ServerFeatures:
@@ -326,6 +359,63 @@ class RedisStore:
         """Release the lock if ``token`` still holds it (a read-only request)."""
         return bool(self._script(RELEASE_SCRIPT, (lock_key(key),), (token,), "unlock the session"))
 
+    # -- the user index (users.py) --
+
+    def index_update(
+        self, index: str, now: int, add: tuple[str, int] | None, remove: Sequence[str]
+    ) -> int:
+        """Remove ``remove``, add ``add`` (session key, deadline), drop lapsed entries.
+
+        One script call on the index key; it expires at the latest deadline left.
+        """
+        member, deadline = add if add is not None else ("", 0)
+        args = (now, member, deadline, *remove)
+        return int(self._index_script(INDEX_UPDATE, index, args, "update the user index"))
+
+    def index_entries(self, index: str, now: int) -> list[tuple[str, int]]:
+        """Drop lapsed entries; the others as (session key, deadline), oldest first."""
+        flat = self._index_script(INDEX_ENTRIES, index, (now,), "read the user index")
+        return [(_as_text(flat[i]), int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
+
+    def _index_script(self, script: Script, index: str, args: tuple[Any, ...], action: str) -> Any:
+        try:
+            return self._script(script, (index,), args, action)
+        except WrongTypeError as exc:  # not a sorted set: not ours to repair silently
+            raise SessionBackendError(
+                f"cannot {action}: {index!r} is not a sorted set", exc
+            ) from exc
+
+    def peek_many(self, keys: Sequence[str]) -> list[tuple[bytes | None, int]]:
+        """``GET`` and ``TTL`` of each key (no TTL refresh), pipelined in one round trip."""
+        if not keys:
+            return []
+        commands = [command for key in keys for command in (("GET", key), ("TTL", key))]
+        try:
+            with _backend_errors("read the user's sessions"):
+                replies = self.channel.execute_many(commands)
+        except WrongTypeError:  # some key holds a list, a hash...: one by one, rarely
+            return [self._peek(key) for key in keys]
+        return [
+            (_as_bytes(payload), int(ttl))
+            for payload, ttl in zip(replies[::2], replies[1::2], strict=True)
+        ]
+
+    def _peek(self, key: str) -> tuple[bytes | None, int]:
+        try:
+            with _backend_errors("read the user's sessions"):
+                payload, ttl = self.channel.execute_many((("GET", key), ("TTL", key)))
+        except WrongTypeError:  # not a session of ours: as good as gone
+            return None, -2
+        return _as_bytes(payload), int(ttl)
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        """``DEL`` each key (one command per key: Cluster-safe), in one round trip."""
+        if not keys:
+            return 0
+        with _backend_errors("delete the user's sessions"):
+            replies = self.channel.execute_many([("DEL", key) for key in keys])
+        return sum(int(reply) for reply in replies)
+
     def _script(
         self, script: Script, keys: tuple[str, ...], args: tuple[Any, ...], action: str
     ) -> Any:
@@ -344,6 +434,12 @@ def _compared(result: Any) -> tuple[CasOutcome, bytes | None]:
     if result == 0:
         return CasOutcome.GONE, None
     return CasOutcome.CONFLICT, _as_bytes(result)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    return str(value)
 
 
 def _ex(ttl: int | None) -> tuple[Any, ...]:
