@@ -10,6 +10,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
 from .channel import ClientChannel, CommandChannel, DirectChannel
+from .exceptions import ConfigurationError
 from .settings import SessionSettings
 
 if TYPE_CHECKING:
@@ -57,8 +58,16 @@ def build_channel(settings: SessionSettings, options: dict[str, Any]) -> Command
     """The shared channel: direct connections unless the user supplied the pool."""
     client = build_client(settings, options)
     pool = client.connection_pool
-    if settings.redis_connection_pool is None and DirectChannel.suits(pool):
-        return DirectChannel(pool)
+    if settings.redis_connection_pool is None:
+        if DirectChannel.suits(pool):
+            return DirectChannel(pool)  # reads bytes whatever decode_responses says
+    elif getattr(pool, "connection_kwargs", {}).get("decode_responses"):
+        # Its clients would decode every payload (binary) as text and fail on each load.
+        raise ConfigurationError(
+            "redis_connection_pool: a pool made with decode_responses=True cannot carry "
+            "session payloads (bytes); give one without it",
+            "redis_connection_pool",
+        )
     return ClientChannel(client)
 
 
