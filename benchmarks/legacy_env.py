@@ -21,11 +21,18 @@ from tests.legacy.environment import (
 
 ENV_DIR = REPO_ROOT / ".cache" / f"bench-legacy-{LEGACY_VERSION}"
 SHARED_DEPENDENCIES = ("redis", "pyramid", "WebOb", "waitress")
+# redis-py's optional C parser: the legacy side gets it when ours has it (both gain).
+OPTIONAL_SHARED = ("hiredis",)
 
 
 def requirements() -> list[str]:
     """What the legacy environment gets: 1.8.1 plus our versions of the shared deps."""
     pins = [f"{name}=={importlib.metadata.version(name)}" for name in SHARED_DEPENDENCIES]
+    for name in OPTIONAL_SHARED:
+        try:
+            pins.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            pass
     return [f"pyramid_session_redis=={LEGACY_VERSION}", *pins]
 
 
