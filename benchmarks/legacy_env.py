@@ -8,6 +8,7 @@ only by the library.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import sys
 from pathlib import Path
@@ -29,10 +30,8 @@ def requirements() -> list[str]:
     """What the legacy environment gets: 1.8.1 plus our versions of the shared deps."""
     pins = [f"{name}=={importlib.metadata.version(name)}" for name in SHARED_DEPENDENCIES]
     for name in OPTIONAL_SHARED:
-        try:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             pins.append(f"{name}=={importlib.metadata.version(name)}")
-        except importlib.metadata.PackageNotFoundError:
-            pass
     return [f"pyramid_session_redis=={LEGACY_VERSION}", *pins]
 
 

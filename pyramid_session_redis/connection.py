@@ -22,7 +22,14 @@ def client_options(settings: SessionSettings) -> dict[str, Any]:
 
     Computed once per factory (see :class:`~pyramid_session_redis.factory.SessionFactory`).
     """
+    tls = tls_options(settings)
     if settings.redis_connection_pool is not None:
+        if tls:
+            raise ConfigurationError(
+                "TLS options apply to the factory's own connections, not to a given "
+                "redis_connection_pool (make the pool with them)",
+                "redis_connection_pool",
+            )
         return {"connection_pool": settings.redis_connection_pool}
     options: dict[str, Any] = {
         "socket_timeout": settings.redis_socket_timeout,
@@ -32,6 +39,7 @@ def client_options(settings: SessionSettings) -> dict[str, Any]:
         # One immediate retry for a connection dropped by a restart; none for timeouts,
         # which would multiply the wait while Redis hangs.
         "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        **tls,
     }
     if settings.redis_url:
         return options
@@ -44,6 +52,47 @@ def client_options(settings: SessionSettings) -> dict[str, Any]:
     if settings.redis_unix_socket_path:
         options["unix_socket_path"] = settings.redis_unix_socket_path
         options.pop("socket_connect_timeout")
+    return options
+
+
+TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
+CERT_REQS = ("required", "optional", "none")
+
+
+def tls_options(settings: SessionSettings) -> dict[str, Any]:
+    """redis-py's ``ssl_*`` keyword arguments from the ``redis_ssl*`` options, checked.
+
+    TLS is asked for by a ``rediss://`` URL or by ``redis_ssl`` (host and port); the
+    certificate options need one of them.
+    """
+    options: dict[str, Any] = {
+        name: getattr(settings, f"redis_{name}")
+        for name in TLS_OPTIONS
+        if getattr(settings, f"redis_{name}") is not None
+    }
+    reqs = options.get("ssl_cert_reqs")
+    if reqs is not None:
+        if reqs.strip().lower() not in CERT_REQS:
+            raise ConfigurationError(
+                f"redis_ssl_cert_reqs must be one of {', '.join(CERT_REQS)}, got {reqs!r}",
+                "redis_ssl_cert_reqs",
+            )
+        options["ssl_cert_reqs"] = reqs.strip().lower()
+    url = settings.redis_url
+    if settings.redis_ssl or options:
+        plain_url = url is not None and not url.startswith("rediss://")
+        no_tls_asked = url is None and not settings.redis_ssl
+        if plain_url or no_tls_asked or settings.redis_unix_socket_path:
+            names = (["redis_ssl"] if settings.redis_ssl else []) + [
+                f"redis_{name}" for name in options
+            ]
+            raise ConfigurationError(
+                f"{', '.join(names)}: TLS needs a rediss:// redis_url, or redis_ssl with "
+                "redis_host and redis_port",
+                *names,
+            )
+    if settings.redis_ssl and not url:
+        options["ssl"] = True
     return options
 
 
