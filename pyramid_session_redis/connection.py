@@ -8,6 +8,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
+from redis.utils import HIREDIS_AVAILABLE
 
 from .channel import ClientChannel, CommandChannel, DirectChannel
 from .exceptions import ConfigurationError
@@ -108,6 +109,13 @@ def build_channel(settings: SessionSettings, options: dict[str, Any]) -> Command
     client = build_client(settings, options)
     pool = client.connection_pool
     if settings.redis_connection_pool is None:
+        if not pushes_are_parsed(pool):
+            raise ConfigurationError(
+                f"redis_url: protocol=3 with hiredis needs redis-py >= 6.2 (redis-py "
+                f"{redis.__version__} hands RESP3 push messages over as replies); use "
+                "protocol=2, or upgrade redis-py",
+                "redis_url",
+            )
         if DirectChannel.suits(pool):
             return DirectChannel(pool)  # reads bytes whatever decode_responses says
     elif getattr(pool, "connection_kwargs", {}).get("decode_responses"):
@@ -118,6 +126,20 @@ def build_channel(settings: SessionSettings, options: dict[str, Any]) -> Command
             "redis_connection_pool",
         )
     return ClientChannel(client)
+
+
+def pushes_are_parsed(pool: Any) -> bool:
+    """Whether redis-py reads RESP3 push messages apart from replies on ``pool``'s connections.
+
+    redis-py's hiredis parser learnt it in 6.2; its Python parser always could, and
+    RESP2 has no push messages. (redis-py 6 and older speak RESP2 unless asked.)
+    """
+    resp3 = str(getattr(pool, "connection_kwargs", {}).get("protocol", 2)) == "3"
+    return not (resp3 and HIREDIS_AVAILABLE and redis_version() < (6, 2))
+
+
+def redis_version() -> tuple[int, ...]:
+    return tuple(int(part) for part in redis.__version__.split(".")[:2] if part.isdigit())
 
 
 def request_client(settings: SessionSettings, options: dict[str, Any], request: Request) -> Any:

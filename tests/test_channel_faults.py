@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -20,7 +21,7 @@ import pytest
 import redis
 import webtest
 
-from pyramid_session_redis import RedisSessionFactory
+from pyramid_session_redis import RedisSessionFactory, connection
 from pyramid_session_redis.channel import DirectChannel
 from pyramid_session_redis.exceptions import ConfigurationError, SessionBackendError
 from pyramid_session_redis.store import RedisStore, ServerFeatures
@@ -212,13 +213,16 @@ def test_a_connection_that_cannot_be_made_gives_its_slot_back(redis_url: str) ->
 
 
 def test_a_connection_that_cannot_connect_gives_its_slot_back() -> None:
-    with ScriptedServer() as server:
-        port = server.port
-    channel = direct(f"redis://127.0.0.1:{port}/0?max_connections=1&protocol=2")
-    for _ in range(3):
-        with pytest.raises(redis.ConnectionError) as raised:
-            channel.execute("PING")
-        assert "Too many" not in str(raised.value)
+    # A bound socket that does not listen: connections to its port are refused, and
+    # nobody else can take the port meanwhile.
+    with socket.socket() as refusing:
+        refusing.bind(("127.0.0.1", 0))
+        port = refusing.getsockname()[1]
+        channel = direct(f"redis://127.0.0.1:{port}/0?max_connections=1&protocol=2")
+        for _ in range(3):
+            with pytest.raises(redis.ConnectionError) as raised:
+                channel.execute("PING")
+            assert "Too many" not in str(raised.value)
 
 
 # --------------------------------------------------------------------------- decoding pools
@@ -240,6 +244,18 @@ def test_a_user_pool_that_decodes_responses_is_refused_at_start_up(redis_url: st
     pool = redis.ConnectionPool.from_url(redis_url, decode_responses=True)
     with pytest.raises(ConfigurationError, match=r"redis_connection_pool.*decode_responses"):
         RedisSessionFactory(SECRET, redis_connection_pool=pool)
+
+
+def test_resp3_with_hiredis_is_refused_where_redis_py_cannot_read_its_pushes(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"{redis_url}?protocol=3"
+    RedisSessionFactory(SECRET, redis_url=url)  # this redis-py (>= 6.2) reads them
+    monkeypatch.setattr(connection, "HIREDIS_AVAILABLE", True)
+    monkeypatch.setattr(connection, "redis_version", lambda: (6, 1))
+    with pytest.raises(ConfigurationError, match=r"protocol=3 with hiredis needs redis-py >= 6\.2"):
+        RedisSessionFactory(SECRET, redis_url=url)
+    RedisSessionFactory(SECRET, redis_url=f"{redis_url}?protocol=2")  # no pushes in RESP2
 
 
 # --------------------------------------------------------------------------- without hiredis
