@@ -7,6 +7,7 @@ certificates off and on; a wrong CA is a typed error.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from pyramid_session_redis.factory import SessionFactory
 from tests.app import SECRET, build_wsgi_app
 from tests.redis_stats import CommandCounter
 from tests.servers import ServerFactory, find_server_binary
+from tests.test_readme import README
 from tests.tls import Certificates, TLSRedis, make_certificates, start_tls_redis
 
 
@@ -104,6 +106,23 @@ def test_ssl_cert_reqs_none_skips_verification(tls_redis: TLSRedis, certs: Certi
     settings = client_settings(tls_redis, certs, ca=certs.other_ca)
     factory = ini_factory(**settings, ssl_cert_reqs="none")
     assert use_sessions(factory)[2] == [1, 2]
+
+
+def test_the_readme_tls_example_works(tls_redis: TLSRedis, certs: Certificates) -> None:
+    block = re.search(r"```ini tls\n(.*?)```", README, flags=re.DOTALL)
+    assert block is not None
+    files = {
+        "/etc/ssl/redis/ca.pem": certs.ca,
+        "/etc/ssl/redis/client.pem": certs.client_cert,
+        "/etc/ssl/redis/client.key": certs.client_key,
+    }
+    settings = {"redis.sessions.secret": SECRET}
+    for line in block.group(1).splitlines():
+        if line.startswith("redis.sessions."):
+            key, value = (part.strip() for part in line.split("=", 1))
+            value = str(files.get(value, value))
+            settings[key] = re.sub(r"//[^/]+/", f"//127.0.0.1:{tls_redis.port}/", value)
+    assert use_sessions(session_factory_from_settings(settings))[2] == [1, 2]
 
 
 # --------------------------------------------------------------------------- failing TLS
