@@ -2,7 +2,7 @@
 
 :class:`DirectChannel` is the fast path for the client the factory builds itself: it
 keeps its own stack of redis-py connections and speaks through redis-py's public
-per-connection API (``pack_command``, ``send_packed_command``, ``read_response``).
+per-connection API (``send_packed_command``, ``read_response``).
 redis-py's pool spends more CPU per command than the whole round trip costs on
 loopback (observability bookkeeping at every checkout, measured in ``benchmarks/``); a
 session needs none of it, since a connection goes back to the stack only after its
@@ -21,6 +21,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Sequence
+from time import monotonic
 from typing import Any, Protocol
 
 from redis.connection import (
@@ -31,6 +32,11 @@ from redis.connection import (
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+
+# A connection idle for longer is checked (one poll of its socket) before reuse; a busy
+# one is not: its replies were just read in full, and the poll costs ~5 µs of CPU per
+# command without hiredis (benchmarks/connection.py). A server restart takes longer.
+CHECK_IDLE_AFTER = 0.05
 
 
 class MaxConnectionsError(RedisConnectionError):
@@ -84,13 +90,16 @@ class DirectChannel:
 
     def __init__(self, pool: Any) -> None:
         self._pool = pool  # its connection_kwargs are read for each new connection
+        self._encoding: str = pool.connection_kwargs.get("encoding", "utf-8")
+        self._encoding_errors: str = pool.connection_kwargs.get("encoding_errors", "strict")
         self._max_connections: int = pool.max_connections
         self._reset()
         _CHANNELS.add(self)
 
     def _reset(self) -> None:
         """No connections and a fresh lock: at start, and in a forked child."""
-        self._idle: deque[Any] = deque()  # append/pop are atomic: no lock needed
+        # (connection, when it was released); append/pop are atomic: no lock needed
+        self._idle: deque[tuple[Any, float]] = deque()
         self._open = 0  # connections made and not discarded; counted under the lock
         self._lock = threading.Lock()
 
@@ -111,21 +120,22 @@ class DirectChannel:
         return self._round_trip(commands)
 
     def _round_trip(self, commands: Sequence[Command]) -> list[Any]:
+        packed = pack(commands, self._encoding, self._encoding_errors)
         connection = self._checkout()
         try:
-            if len(commands) == 1:
-                packed = connection.pack_command(*commands[0])
-            else:
-                packed = connection.pack_commands(commands)
-            connection.send_packed_command(packed, check_health=False)
+            connection.send_packed_command((packed,), check_health=False)
             replies = [_read_reply(connection) for _ in commands]
         except RecursionError as exc:  # redis-py's Python parser recurses into arrays
             self._discard(connection)
             raise ProtocolError("Redis sent a reply nested too deeply to read") from exc
+        except RedisConnectionError:
+            self._discard(connection)
+            self._close_idle()  # dropped by a restart, most likely: so are the idle ones
+            raise
         except BaseException:
             self._discard(connection)
             raise
-        self._idle.append(connection)
+        self._idle.append((connection, monotonic()))
         for reply in replies:
             if isinstance(reply, ResponseError):  # an error reply: raised once all were read
                 raise reply
@@ -135,9 +145,11 @@ class DirectChannel:
         """An idle connection still open and in step, else a new one."""
         while True:
             try:
-                connection = self._idle.pop()
+                connection, released = self._idle.pop()
             except IndexError:
                 return self._new_connection()
+            if monotonic() - released < CHECK_IDLE_AFTER:
+                return connection  # busy: its replies were just read in full
             try:
                 # RESP3 (redis-py 8's default) may hold push messages sent while the
                 # connection was idle: redis-py's parser reads them before the reply.
@@ -173,10 +185,30 @@ class DirectChannel:
     def _close_idle(self) -> None:
         while True:
             try:
-                connection = self._idle.pop()
+                connection, _ = self._idle.pop()
             except IndexError:
                 return
             self._discard(connection)
+
+
+def pack(commands: Sequence[Command], encoding: str, errors: str) -> bytes:
+    """Commands as RESP arrays of bulk strings: arguments are bytes, str or int.
+
+    What redis-py's packer does for these types, at a fraction of its CPU cost
+    without hiredis (measured in ``benchmarks/connection.py``).
+    """
+    parts: list[bytes] = []
+    for command in commands:
+        parts.append(b"*%d\r\n" % len(command))
+        for arg in command:
+            if isinstance(arg, str):
+                arg = arg.encode(encoding, errors)
+            elif type(arg) is int:
+                arg = b"%d" % arg
+            elif not isinstance(arg, bytes):
+                raise TypeError(f"cannot send a {type(arg).__name__} to Redis")
+            parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+    return b"".join(parts)
 
 
 def _read_reply(connection: Any) -> Any:

@@ -22,7 +22,7 @@ import redis
 import webtest
 
 from pyramid_session_redis import RedisSessionFactory, connection
-from pyramid_session_redis.channel import DirectChannel
+from pyramid_session_redis.channel import CHECK_IDLE_AFTER, DirectChannel
 from pyramid_session_redis.exceptions import ConfigurationError, SessionBackendError
 from pyramid_session_redis.store import RedisStore, ServerFeatures
 from tests.app import SECRET, build_wsgi_app
@@ -54,10 +54,23 @@ def test_a_connection_closed_while_idle_is_replaced_before_the_command_is_sent()
     with ScriptedServer({b"SET": ["close_after", "reply"]}) as server:
         channel = direct(server.url())
         assert channel.execute("SET", "a", "1") == b"OK"  # then the server closes it
-        time.sleep(0.1)
+        time.sleep(2 * CHECK_IDLE_AFTER)
         assert channel.execute("SET", "b", "1") == b"OK"
         assert server.seen == [b"SET a 1", b"SET b 1"]
         assert server.connections == 2
+
+
+def test_a_connection_closed_right_after_its_last_reply_is_an_error_never_a_resend() -> None:
+    """Busy connections skip the check: one dropped within CHECK_IDLE_AFTER of its
+    last use fails the command that found it (which never reached a server)."""
+    with ScriptedServer({b"SET": ["close_after", "reply"]}) as server:
+        channel = direct(server.url())
+        assert channel.execute("SET", "a", "1") == b"OK"  # then the server closes it
+        with pytest.raises(redis.ConnectionError):
+            channel.execute("SET", "b", "1")
+        assert server.seen == [b"SET a 1"]
+        assert channel.execute("SET", "c", "1") == b"OK"  # on a new connection
+        assert server.seen == [b"SET a 1", b"SET c 1"]
 
 
 @pytest.mark.parametrize("fault", ["drop", "half"])
