@@ -80,12 +80,13 @@ class DirectChannel:
     """Commands on connections of our own, made as ``pool`` makes its own; thread-safe.
 
     A connection is checked out for one round trip and pushed back only once its
-    replies were read in full; any failure in between closes it. An idle connection
-    is polled before reuse: one the server closed meanwhile (restart, idle timeout) is
-    replaced, with every other idle one, before a command is sent, so a command that
-    reached the server is never sent twice. Replies are never decoded, whatever the
-    pool's ``decode_responses``. At most ``pool.max_connections`` connections are open
-    at a time, as with redis-py; a forked child starts with none.
+    replies were read in full; any failure in between closes it, and the idle ones
+    with it. A connection idle for more than ``CHECK_IDLE_AFTER`` seconds is polled
+    before reuse: one the server closed meanwhile (restart, idle timeout) is replaced,
+    with every other idle one, before a command is sent. A command that reached the
+    server is never sent twice. Replies are never decoded, whatever the pool's
+    ``decode_responses``. At most ``pool.max_connections`` connections are open at a
+    time, as with redis-py; a forked child starts with none.
     """
 
     def __init__(self, pool: Any) -> None:
