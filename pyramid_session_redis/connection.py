@@ -23,15 +23,16 @@ def client_options(settings: SessionSettings) -> dict[str, Any]:
 
     Computed once per factory (see :class:`~pyramid_session_redis.factory.SessionFactory`).
     """
-    tls = tls_options(settings)
     if settings.redis_connection_pool is not None:
-        if tls:
+        tls_given = [name for name in TLS_OPTIONS if getattr(settings, f"redis_{name}")]
+        if settings.redis_ssl or tls_given:
             raise ConfigurationError(
                 "TLS options apply to the factory's own connections, not to a given "
                 "redis_connection_pool (make the pool with them)",
                 "redis_connection_pool",
             )
         return {"connection_pool": settings.redis_connection_pool}
+    tls = tls_options(settings)
     options: dict[str, Any] = {
         "socket_timeout": settings.redis_socket_timeout,
         "socket_connect_timeout": settings.redis_socket_connect_timeout,

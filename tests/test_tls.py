@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import webtest
 
-from pyramid_session_redis import session_factory_from_settings
+from pyramid_session_redis import RedisSessionFactory, session_factory_from_settings
 from pyramid_session_redis.channel import DirectChannel
 from pyramid_session_redis.exceptions import ConfigurationError, SessionBackendError
 from pyramid_session_redis.factory import SessionFactory
@@ -168,6 +169,13 @@ def test_tls_options_that_cannot_apply_are_refused_at_start_up(
     with pytest.raises(ConfigurationError) as raised:
         ini_factory(**settings)
     assert key in raised.value.options
+
+
+def test_tls_options_with_a_user_pool_are_refused(redis_url: str) -> None:
+    pool = redis.ConnectionPool.from_url(redis_url)
+    with pytest.raises(ConfigurationError) as raised:
+        RedisSessionFactory(SECRET, redis_connection_pool=pool, redis_ssl_ca_certs="/ca.pem")
+    assert raised.value.options == ("redis_connection_pool",)
 
 
 def test_a_bad_boolean_for_ssl_names_the_ini_key() -> None:
