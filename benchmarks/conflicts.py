@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -38,11 +36,8 @@ from tests.app import build_wsgi_app
 from tests.redis_stats import CommandCounter
 from tests.servers import RedisServerProcess, find_server_binary
 
+from .interleaved import Send, median_us, time_requests
 from .workloads import SEEDS
-
-
-def median_us(samples: list[float]) -> float:
-    return statistics.median(samples) * 1e6
 
 
 def bench_merge(rounds: int) -> dict[str, float]:
@@ -104,36 +99,11 @@ def bench_lock(url: str, rounds: int, counter: CommandCounter) -> dict[str, Any]
     for app in apps.values():
         app.get("/set", {"key": "user", "value": "42"})
         app.get("/set", {"key": "n", "value": "0"})
-    requests: dict[str, Callable[[webtest.TestApp, int], Any]] = {
+    requests: dict[str, Send] = {
         "read": lambda app, n: app.get("/read", {"key": "user"}),
         "write": lambda app, n: app.get("/set", {"key": "n", "value": str(n)}),
     }
-    out: dict[str, Any] = {}
-    for request_name, send in requests.items():
-        samples: dict[str, list[float]] = {mode: [] for mode in apps}
-        for n in range(rounds):
-            for mode, app in apps.items():
-                started = time.perf_counter()
-                send(app, n)
-                samples[mode].append(time.perf_counter() - started)
-        for mode, app in apps.items():
-            counter.reset()
-            send(app, rounds)
-            counts = counter.counts()
-            out[f"{request_name}, {mode}"] = {
-                "us": round(median_us(samples[mode]), 1),
-                "round trips": round_trips(counts),
-                "server commands": dict(counts),
-            }
-    return out
-
-
-def round_trips(counts: dict[str, int]) -> int:
-    """Commands the client sent: script calls, not the commands that ran inside them."""
-    scripts = counts.get("evalsha", 0) + counts.get("eval", 0)
-    if scripts:
-        return scripts + counts.get("getex", 0)
-    return sum(counts.values())
+    return time_requests(apps, requests, rounds, counter)
 
 
 def main(argv: list[str]) -> int:

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import webtest
@@ -37,12 +35,8 @@ from tests.app import build_wsgi_app
 from tests.redis_stats import CommandCounter
 from tests.servers import RedisServerProcess, find_server_binary
 
-from .conflicts import round_trips
+from .interleaved import Send, median_us, time_requests
 from .workloads import SEEDS
-
-
-def median_us(samples: list[float]) -> float:
-    return round(statistics.median(samples) * 1e6, 1)
 
 
 def bench_codec(rounds: int) -> dict[str, float]:
@@ -89,27 +83,12 @@ def bench_requests(url: str, rounds: int, counter: CommandCounter) -> dict[str, 
     for app in apps.values():
         app.get("/set", {"key": "big", "value": json.dumps(SEEDS["large"])})
         app.get("/set", {"key": "n", "value": "0"})
-    requests: dict[str, Callable[[webtest.TestApp, int], Any]] = {
+    requests: dict[str, Send] = {
         "read (20 KB session)": lambda app, n: app.get("/read", {"key": "n"}),
         "write (20 KB session)": lambda app, n: app.get("/set", {"key": "n", "value": str(n)}),
         "login: regenerate_id() + write": lambda app, n: app.get("/login"),
     }
-    out: dict[str, Any] = {}
-    for request_name, send in requests.items():
-        samples: dict[str, list[float]] = {name: [] for name in apps}
-        for n in range(rounds):
-            for name, app in apps.items():
-                started = time.perf_counter()
-                send(app, n)
-                samples[name].append(time.perf_counter() - started)
-        for name, app in apps.items():
-            counter.reset()
-            send(app, rounds)
-            out[f"{request_name}, {name}"] = {
-                "us": median_us(samples[name]),
-                "round trips": round_trips(counter.counts()),
-            }
-    return out
+    return time_requests(apps, requests, rounds, counter)
 
 
 def bench_tag_search(slots: int) -> dict[str, float]:
