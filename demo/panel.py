@@ -85,10 +85,8 @@ class CommandPanel:
         values = dict.fromkeys(FIELDS, UNMEASURED)
         if before is not None and after is not None:
             sent = after - before
-            listed = ", ".join(
-                f"{name} \N{MULTIPLICATION SIGN}{n}" for name, n in sorted(sent.items())
-            )
-            values["commands"] = f"{sum(sent.values())}: {listed}" if sent else "none"
+            listed = ", ".join(f"{name} {n}" for name, n in sorted(sent.items()))
+            values["commands"] = f"{sum(sent.values())}: {listed}" if sent else "0"
         session = request.__dict__.get("session") if request is not None else None
         session_id = getattr(session, "session_id", None)
         if session_id is None:

@@ -1,8 +1,9 @@
-"""The demo application (``demo/``), built from ``demo/demo.ini`` via ``config.include``.
+"""The demo project (``demo/``), built from ``demo/development.ini`` by PasteDeploy.
 
 Also the project's "application configured from an ini file" test: every session
 option the demo uses comes from ``redis.sessions.*`` keys of that file, only the
 Redis URL (and, for the outage tests, the timeouts) is overridden.
+Browser tests of the same pages: ``tests/test_browser.py``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -22,10 +24,11 @@ import pytest
 import redis
 import webtest
 from pyramid.interfaces import ISessionFactory
+from pyramid.paster import get_app, get_appsettings
 
 import pyramid_session_redis
-from demo.app import INI_PATH, REDIS_URL_SETTING, load_settings, make_app, read_ini_settings
-from demo.throwaway_redis import ThrowawayRedis, ping
+from demo.app import INI_PATH, main
+from demo.throwaway_redis import ThrowawayRedis, free_port, ping
 from pyramid_session_redis.exceptions import SessionBackendError
 from tests.servers import ServerFactory
 
@@ -38,7 +41,14 @@ FAST_TIMEOUTS = {
 
 
 def demo_app(redis_url: str, **overrides: str) -> webtest.TestApp:
-    return webtest.TestApp(make_app(INI_PATH, **{REDIS_URL_SETTING: redis_url}, **overrides))
+    """The app as PasteDeploy builds it: the ini's settings (some overridden), ``redis_url``."""
+    settings = {**get_appsettings(str(INI_PATH)), **overrides}
+    return webtest.TestApp(main({"redis_url": redis_url}, **settings))
+
+
+def router(app: webtest.TestApp) -> Any:
+    """The Pyramid router inside the two middlewares (503 page, session panel)."""
+    return app.app.app.app
 
 
 @pytest.fixture
@@ -63,6 +73,25 @@ def set_cookies(response: webtest.TestResponse) -> list[str]:
     return response.headers.getall("Set-Cookie")
 
 
+def log_id(app: webtest.TestApp, session_id: str) -> str:
+    """The keyed hash the demo shows instead of the session id."""
+    factory = router(app).registry.getUtility(ISessionFactory)
+    return str(factory.log_id(session_id))
+
+
+def panel(response: webtest.TestResponse) -> dict[str, str]:
+    """The fields of the session panel: session, ttl, size, commands."""
+    return dict(re.findall(r'<dd id="panel-(\w+)">([^<]*)</dd>', response.text))
+
+
+def commands(field: str) -> dict[str, int]:
+    """``"3: GETEX 1, SET 2"`` -> ``{"GETEX": 1, "SET": 2}``; ``"0"`` -> ``{}``."""
+    total, _, listed = field.partition(": ")
+    counts = {name: int(n) for name, n in re.findall(r"([A-Z|]+) (\d+)", listed)}
+    assert sum(counts.values()) == int(total), field
+    return counts
+
+
 def log_in(app: webtest.TestApp, name: str = "alice") -> webtest.TestResponse:
     form = app.get("/login")
     return app.post("/login", {"name": name, "csrf_token": token(form)}, status=303)
@@ -71,16 +100,19 @@ def log_in(app: webtest.TestApp, name: str = "alice") -> webtest.TestResponse:
 # --------------------------------------------------------------------------- settings
 
 
-def test_ini_is_read_the_same_with_and_without_pastedeploy() -> None:
-    settings = load_settings(INI_PATH)
-    assert settings == read_ini_settings(INI_PATH)
-    assert settings["redis.sessions.func_check_response_allow_cookies"] == (
-        "pyramid_session_redis.check_response_allow_cookies"
-    )
+def test_pastedeploy_builds_the_app_with_redis_url_as_a_variable(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    app = webtest.TestApp(get_app(str(INI_PATH), "main", options={"redis_url": redis_url}))
+    assert visits(app.get("/")) == 1
+    assert redis_client.dbsize() == 1  # stored in the Redis given as the variable
+    settings = get_appsettings(str(INI_PATH))
+    assert "redis.sessions.redis_url" not in settings  # so run.py demo starts its own
+    assert settings["pyramid.includes"].split() == ["pyramid_jinja2", "pyramid_session_redis"]
 
 
 def test_session_factory_comes_from_the_ini_via_include(app: webtest.TestApp) -> None:
-    registry = app.app.app.registry  # TestApp -> BackendErrorMiddleware -> Router
+    registry = router(app).registry
     factory = registry.queryUtility(ISessionFactory)
     assert isinstance(factory, pyramid_session_redis.SessionFactory)
     s = factory.settings
@@ -125,7 +157,9 @@ def test_login_then_logout_clears_the_session_and_expires_the_cookie(
     assert visits(home) == 3  # the counter survived the id change
     assert redis_client.dbsize() == 1  # the pre-login session is gone
     [key] = redis_client.keys()
-    assert app.get("/session").text.count(key.decode()) == 1
+    page = app.get("/session").text
+    assert key.decode() not in page  # the id is a credential: never on a page
+    assert page.count(log_id(app, key.decode())) == 2  # the table and the panel
 
     logout = app.post("/logout", {"csrf_token": token(home)})
     [expired] = set_cookies(logout)
@@ -169,13 +203,48 @@ def test_cacheable_page_sets_no_cookie(app: webtest.TestApp, redis_client: redis
 def test_session_page_shows_id_created_and_timeout(
     app: webtest.TestApp, redis_client: redis.Redis
 ) -> None:
-    assert "none yet" in app.get("/session").text
+    assert "<td>none yet</td>" in app.get("/session").text
     app.get("/")
     page = app.get("/session").text
     [key] = redis_client.keys()
-    assert key.decode() in page
+    assert key.decode() not in page
+    assert f"<td>{log_id(app, key.decode())}</td>" in page
     assert "<th>timeout (seconds, sliding)</th><td>1200</td>" in page
-    assert re.search(r"<th>created</th><td>\d+ \(\d{4}-\d\d-\d\d ", page)
+    assert re.search(r"<th>created</th><td>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", page)
+
+
+def test_panel_shows_keyed_hash_ttl_size_and_the_commands_of_the_request(
+    app: webtest.TestApp, redis_client: redis.Redis
+) -> None:
+    first = panel(app.get("/"))
+    [key] = redis_client.keys()
+    assert first["session"] == log_id(app, key.decode())
+    assert first["ttl"] in ("1200 s", "1199 s")
+    assert first["size"] == f"{redis_client.strlen(key)} bytes"
+    sent = commands(first["commands"])
+    sent.pop("HELLO", None)  # the handshake of the app's first connection
+    assert sent == {"SET": 1}  # a new session: one SET NX EX, written after the page
+
+    second = panel(app.get("/"))
+    sent = commands(second["commands"])
+    assert sent["GETEX"] == 1  # the load; then the compare-and-set write of the counter
+    assert "HELLO" not in sent  # the connection is reused
+    assert second["size"] == f"{redis_client.strlen(key)} bytes"
+
+    untouched = panel(app.get("/static/demo.css"))  # static files are not measured
+    assert untouched == {}
+    cached = panel(demo_app_like(app).get("/cached"))
+    assert cached["session"] == "none stored" and commands(cached["commands"]) == {}
+
+    form = app.get("/note")
+    logged_out = panel(app.post("/logout", {"csrf_token": token(form)}))
+    assert logged_out["ttl"] in ("-", "not stored")
+    assert commands(logged_out["commands"])["DEL"] == 1
+
+
+def demo_app_like(app: webtest.TestApp) -> webtest.TestApp:
+    """Another browser on the same application."""
+    return webtest.TestApp(app.app)
 
 
 # --------------------------------------------------------------------------- outage
@@ -193,8 +262,8 @@ def test_redis_unreachable_gives_the_503_page(server_factory: ServerFactory) -> 
     assert "Session store unavailable" in down.text
     assert down.headers["Retry-After"] == "5"
     assert set_cookies(down) == []
-    router = webtest.TestApp(app.app.app, cookiejar=app.cookiejar)  # without the middleware
-    assert "Session store unavailable" in router.get("/", status=503).text
+    inner = webtest.TestApp(app.app.app, cookiejar=app.cookiejar)  # without the 503 middleware
+    assert "Session store unavailable" in inner.get("/", status=503).text
 
     # A new visitor's session is only written after the view ran, out of reach of
     # exception views: BackendErrorMiddleware answers.
@@ -244,6 +313,7 @@ def test_demo_check_command() -> None:
         "ok    login without the CSRF token is refused (400)",
         "ok    logged in as alice, visit count kept",
         "ok    flash message shown only once",
+        "ok    the panel shows the request's Redis commands",
         "ok    cacheable page sets no cookie (check_response_allow_cookies)",
         "ok    logout invalidates the session and expires the cookie",
     ):
@@ -252,6 +322,40 @@ def test_demo_check_command() -> None:
     assert re.search(r"demo check: all \d+ checks passed", result.stdout), output
     assert result.stdout.rstrip().endswith("demo: throwaway Redis stopped"), output
     assert not ping(throwaway_port(result.stdout))
+
+
+def test_pserve_serves_the_demo(tmp_path: Path, redis_url: str, redis_client: redis.Redis) -> None:
+    """``pserve`` itself, with the demo's ``[app:main]`` and a free port."""
+    port = free_port()
+    ini = tmp_path / "pserve.ini"
+    ini.write_text(
+        f"[app:main]\nuse = config:{INI_PATH}#main\n\n"
+        f"[server:main]\nuse = egg:waitress#main\nlisten = 127.0.0.1:{port}\n"
+    )
+    command = [sys.executable, "-m", "pyramid.scripts.pserve", str(ini), f"redis_url={redis_url}"]
+    process = subprocess.Popen(
+        command,
+        cwd=REPO_ROOT,
+        env=demo_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as response:
+                    assert 'id="visits">1<' in response.read().decode()
+                    assert f"{COOKIE}=" in response.headers["Set-Cookie"]
+                    break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        assert redis_client.dbsize() == 1
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def _read_lines(stream: Any, lines: queue.Queue[str]) -> None:
