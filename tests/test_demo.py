@@ -29,6 +29,7 @@ from pyramid.paster import get_app, get_appsettings
 import pyramid_session_redis
 from demo.app import INI_PATH, main
 from demo.throwaway_redis import ThrowawayRedis, free_port, ping
+from demo.views import change_session_id
 from pyramid_session_redis.exceptions import SessionBackendError
 from tests.servers import ServerFactory
 
@@ -247,6 +248,34 @@ def demo_app_like(app: webtest.TestApp) -> webtest.TestApp:
     return webtest.TestApp(app.app)
 
 
+class Rotating(dict[str, Any]):
+    """A session-like dict that has ``regenerate_id()``, as the library will."""
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(data)
+        self.calls: list[str] = []
+
+    def regenerate_id(self) -> None:
+        self.calls.append("regenerate_id")
+
+    def invalidate(self) -> None:
+        self.calls.append("invalidate")
+        self.clear()
+
+
+class NotRotating(Rotating):
+    regenerate_id = None  # type: ignore[assignment]  # a library without it
+
+
+def test_login_uses_regenerate_id_when_the_session_has_it() -> None:
+    session = Rotating(visits=2)
+    change_session_id(session)
+    assert session.calls == ["regenerate_id"] and session == {"visits": 2}
+    older = NotRotating(visits=2, _f_=["hi"])
+    change_session_id(older)
+    assert older.calls == ["invalidate"] and older == {"visits": 2, "_f_": ["hi"]}
+
+
 # --------------------------------------------------------------------------- outage
 
 
@@ -356,6 +385,31 @@ def test_pserve_serves_the_demo(tmp_path: Path, redis_url: str, redis_client: re
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_demo_uses_the_redis_the_ini_configures(
+    tmp_path: Path, redis_url: str, redis_client: redis.Redis
+) -> None:
+    ini = tmp_path / "configured.ini"
+    ini.write_text(
+        INI_PATH.read_text().replace(
+            "# redis.sessions.redis_url = redis://127.0.0.1:6379/0",
+            f"redis.sessions.redis_url = {redis_url}",
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "demo", "--ini", str(ini), "--check"],
+        cwd=REPO_ROOT,
+        env=demo_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "throwaway" not in result.stdout
+    assert redis_client.dbsize() >= 1  # the check's sessions are in the configured Redis
 
 
 def _read_lines(stream: Any, lines: queue.Queue[str]) -> None:
