@@ -453,6 +453,49 @@ def test_demo_serves_until_sigterm_then_stops_redis() -> None:
     assert not ping(throwaway_port(output))
 
 
+def _default_sigint_new_group() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # as in a terminal
+    os.setsid()
+
+
+def test_ctrl_c_on_run_py_demo_stops_the_throwaway_redis() -> None:
+    """``python3 run.py demo`` and Ctrl-C: the terminal sends SIGINT to both processes;
+    run.py waits while the demo stops its Redis (run.py's own venv step skipped here)."""
+    script = (
+        "import sys, run; run.ensure_venv = lambda: None; run.PYTHON = sys.executable; "
+        "sys.exit(run.cmd_demo(['--port', '0']))"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        env=demo_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        preexec_fn=_default_sigint_new_group,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True)
+    reader.start()
+    output = ""
+    try:
+        while "serving on" not in output:
+            output += lines.get(timeout=60)
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=30) in (0, 130)  # 130: interrupted before serving
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    reader.join(timeout=10)
+    while not lines.empty():
+        output += lines.get()
+    assert "demo: throwaway Redis stopped" in output, output
+    assert "Traceback" not in output, output
+    assert not ping(throwaway_port(output))
+
+
 def test_throwaway_redis_starts_and_stops() -> None:
     with ThrowawayRedis() as server:
         assert server.port is not None and ping(server.port)
