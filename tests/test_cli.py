@@ -310,6 +310,33 @@ def test_every_command_works_on_a_cluster(
     assert cluster.exists(expired) == 0
 
 
+CLUSTER_CLIENTS: list[RedisCluster] = []
+
+
+def cluster_client(request: Any, **options: Any) -> RedisCluster:
+    """A ``redis_client_callable`` as a Cluster application has one (1.8's hook)."""
+    return CLUSTER_CLIENTS[-1]
+
+
+def test_an_ini_with_a_cluster_client_callable(
+    capsys: pytest.CaptureFixture[str],
+    cluster: RedisCluster,  # noqa: F811 - the fixture
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "CLUSTER_CLIENTS", [cluster])
+    app = make_app(
+        "redis://unused", prefix=PREFIX, redis_client_callable=cluster_client
+    )  # sessions made by requests, on the Cluster
+    for n in range(12):
+        webtest.TestApp(app.app).get("/set", {"key": "n", "value": str(n)})
+    ini = app_ini(tmp_path, "redis://unused", redis_client_callable="tests.test_cli.cluster_client")
+    code, out, err = run(capsys, "-c", ini, "stats", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert (report["nodes"], report["count"]) == (3, 12)
+
+
 # --------------------------------------------------------------------------- errors
 
 
