@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
+import math
 import secrets
 from collections.abc import ItemsView, Iterator, KeysView, ValuesView
 from typing import TYPE_CHECKING, Any
@@ -24,19 +25,40 @@ from .exceptions import (
     InvalidSession,
     InvalidSession_DeserializationError,
     InvalidSession_NotInBackend,
+    InvalidSession_PastLifetime,
     InvalidSession_PayloadLegacy,
+    InvalidSession_PayloadTampered,
     InvalidSession_PayloadTimeout,
+    InvalidSession_PayloadUnsigned,
     RawDeserializationError,
     SessionBackendError,
     SessionGone,
     SessionLockTimeout,
     SessionWriteConflict,
+    UserBindingExpired,
 )
+from .integrity import (
+    PayloadTamperedError,
+    PayloadUnsignedError,
+    codec_for_key,
+    needs_resigning,
+)
+from .keys import same_slot_id
 from .lock import acquire_and_load
-from .persist import Saved, SessionWriter
+from .persist import MoveTarget, Saved, SessionWriter
 from .plan import Cookie, Write, plan_cookie, plan_write
 from .state import SessionState
 from .store import SessionStore, WrongTypeError
+from .user_index import (
+    USER_KEY,
+    Entry,
+    IndexUpdate,
+    binding_of,
+    binding_value,
+    entry_of,
+    lapsed,
+    remove,
+)
 from .util import now
 
 if TYPE_CHECKING:
@@ -74,6 +96,9 @@ class Pending:
     cookie_sent: bool = False  # the response carries a cookie with the session's id
     refresh_due: bool = False
     ttl_override: int | None = None
+    resign: bool = False  # sign_payloads: the value was loaded unsigned; write it signed
+    index_touched: bool = False  # bind_user()/unbind_user() called (user_index.py)
+    index_before: Entry | None = None  # the session's index entry before that
 
 
 def _remaining(state: SessionState, current: int) -> int:
@@ -103,6 +128,8 @@ class RedisSession:
         self._state: SessionState | None = None
         self._storage: SessionStore | None = None
         self._session_id: str | None = None
+        # regenerate_id(): the id whose key holds the session until the move is written
+        self._moving_from: str | None = None
         self._pending = Pending()
         self._lock: str | None = None  # persistence = lock: our token, while held
         self._locked_key: str | None = None
@@ -151,10 +178,15 @@ class RedisSession:
             raw = self._load_locked(key, ttl) if s.lock_mode else self._store().load(key, ttl)
             if raw is None:
                 return self._start_new(InvalidSession_NotInBackend(session_id))
-            plain = self._factory.codec.unpack(raw)
-            record = self._factory.codec.decode_plain(plain)
+            codec = codec_for_key(self._factory.codec, key)
+            plain = codec.unpack(raw)
+            record = codec.decode_plain(plain)
         except LegacyPayloadError as exc:
             return self._start_new(InvalidSession_PayloadLegacy(str(exc)))
+        except PayloadUnsignedError as exc:
+            return self._start_new(InvalidSession_PayloadUnsigned(self._tampered(session_id, exc)))
+        except PayloadTamperedError as exc:
+            return self._start_new(InvalidSession_PayloadTampered(self._tampered(session_id, exc)))
         except (DecodeError, WrongTypeError) as exc:
             return self._undecodable(exc)
         except SessionBackendError as exc:
@@ -164,10 +196,41 @@ class RedisSession:
         current = now()
         if record.expires is not None and record.expires <= current and self._expiry_enforced:
             return self._start_new(InvalidSession_PayloadTimeout(session_id))
+        if self._lifetime_left(record, current) <= 0:
+            return self._retire(key, session_id, record.created)
+        if lapsed(record.data, current):
+            log_id = self._factory.log_id(session_id)
+            return self._start_new(UserBindingExpired(f"session {log_id}: user binding lapsed"))
         self._normalize(record)
         state = SessionState(record, raw, plain)
         self._state, self._session_id, self._phase = state, session_id, Phase.LOADED
+        self._pending.resign = needs_resigning(self._factory.codec, raw)
         self._schedule_refresh(state, current)
+        return state
+
+    def _tampered(self, session_id: str, exc: Exception) -> str:
+        return f"session {self._factory.log_id(session_id)}: {exc}; not loaded"
+
+    def _lifetime_left(self, record: SessionRecord, current: int) -> float:
+        """Seconds until ``max_lifetime`` ends this session (infinity without one)."""
+        lifetime = self._settings.max_lifetime
+        return math.inf if lifetime is None else record.created + lifetime - current
+
+    def _retire(self, key: str, session_id: str, created: int) -> SessionState:
+        """A session past ``max_lifetime``: delete it, report it, start a fresh one."""
+        lock = self._take_lock()
+        try:
+            if lock is not None:
+                self._store().delete_unlock(key, lock)
+            else:
+                self._store().delete(key)
+        except SessionBackendError as exc:  # refused at every load anyway; the TTL ends it
+            log.error("session %s: over-age session not deleted: %s", self._log_id(), exc)
+        log_id = self._factory.log_id(session_id)
+        state = self._start_new(
+            InvalidSession_PastLifetime(f"session {log_id}: older than max_lifetime", created)
+        )
+        self._pending.invalidated = True  # the cookie goes, unless a new session replaces it
         return state
 
     def _load_locked(self, key: str, ttl: int | None) -> bytes | None:
@@ -221,8 +284,11 @@ class RedisSession:
         timeout = self.timeout
         if timeout is None or not (s.redis_ttl or s.payload_expiry):
             return  # no expiry at all (1.8's pure LRU mode): nothing to refresh
-        if s.refresh_on_read:  # GETEX used the default timeout; fix a per-session one
-            self._pending.refresh_due = timeout != s.timeout
+        if s.refresh_on_read:  # GETEX used the default timeout; fix a per-session one,
+            # or one that reaches past max_lifetime (capped by _write_ttl)
+            self._pending.refresh_due = (
+                timeout != s.timeout or self._lifetime_left(state.record, current) < timeout
+            )
             if s.payload_expiry and _remaining(state, current) < timeout // 2:
                 # 1.8's layout: keep ``x`` ahead for 1.8 readers, rewriting at most
                 # once per half timeout (1.8 itself rewrote on every read).
@@ -287,7 +353,7 @@ class RedisSession:
             had_cookie=self._had_cookie,
             will_create=will_create,
             will_delete=pending.invalidated or emptied,
-            id_changed=stored and self._session_id != self._cookie_id,
+            id_changed=stored and not emptied and self._session_id != self._cookie_id,
             recookie=pending.recookie and (stored or will_create),
         )
         if action is Cookie.SET:
@@ -302,7 +368,9 @@ class RedisSession:
         state = self._state
         try:
             if state is not None and self._phase is not Phase.DEGRADED:
+                index = self._index_update(state)
                 self._finish(state)
+                self._index_saved(index, state)
         except (SessionBackendError, SessionWriteConflict) as exc:
             log.error("session %s: not saved: %s", self._factory.log_id(self._session_id), exc)
             if self._pending.cookie_sent and self._response is not None:
@@ -318,7 +386,15 @@ class RedisSession:
 
     def _finish(self, state: SessionState) -> None:
         s, pending, stored = self._settings, self._pending, self._stored
+        if self._moving_from is not None and not pending.cookie_sent:
+            # No cookie with the new id reached this response (the view raised with
+            # cookie_on_exception off, or the CDN hook refused cookies): moving would
+            # strand the client, so the session stays under its id.
+            log.warning("session %s: regenerate_id() not applied: no cookie", self._log_id())
+            self._session_id, self._moving_from = self._moving_from, None
         plain = state.encode_if_changed(self._factory.codec, s.detect_changes) if stored else None
+        if plain is None and stored and pending.resign:
+            plain = self._factory.codec.encode_plain(state.record)  # rewritten signed
         action = plan_write(
             stored=stored,
             cookie_sent=pending.cookie_sent,
@@ -329,7 +405,9 @@ class RedisSession:
             invalidate_empty=s.invalidate_empty_session,
             refresh_due=pending.refresh_due or pending.ttl_override is not None,
         )
-        if action is Write.CREATE:
+        if self._moving_from is not None and action is not Write.DELETE:
+            self._move(state, plain)
+        elif action is Write.CREATE:
             self._create(state)
         elif action is Write.WRITE:
             assert plain is not None
@@ -337,7 +415,8 @@ class RedisSession:
         elif action is Write.REFRESH:
             self.do_refresh()
         elif action is Write.DELETE:
-            key = self._factory.key(self._require_id())
+            key = self._factory.key(self._stored_id())
+            self._moving_from = None  # emptied: deleted, not moved
             saved = self._writer().delete_emptied(state, key, self._write_ttl(), self._take_lock())
             self._saved(saved)
 
@@ -348,10 +427,22 @@ class RedisSession:
     def _require_id(self) -> str:
         return self._session_id or self._assign_id()
 
+    def _stored_id(self) -> str:
+        """The id whose key holds the session (the old one while a move is pending)."""
+        return self._moving_from or self._require_id()
+
     def _write_ttl(self) -> int | None:
         if self._pending.ttl_override is not None:
-            return self._pending.ttl_override
-        return self.timeout if self._settings.redis_ttl else None
+            return self._capped(self._pending.ttl_override)
+        return self._capped(self.timeout if self._settings.redis_ttl else None)
+
+    def _capped(self, ttl: int | None) -> int | None:
+        """``ttl``, never reaching past the session's ``max_lifetime``."""
+        state = self._state
+        if state is None or self._settings.max_lifetime is None:
+            return ttl
+        left = max(1, int(self._lifetime_left(state.record, now())))
+        return left if ttl is None else min(ttl, left)
 
     def _create(self, state: SessionState) -> None:
         factory, pending = self._factory, self._pending
@@ -368,8 +459,45 @@ class RedisSession:
 
     def _write(self, state: SessionState, plain: bytes) -> None:
         """Store the plain form ``plain`` of the state's record (see ``Codec``)."""
+        if self._moving_from is not None:
+            self._move(state, plain)
+            return
         key = self._factory.key(self._require_id())
         self._saved(self._writer().save(state, key, plain, self._write_ttl(), self._take_lock()))
+
+    def _move(self, state: SessionState, plain: bytes | None) -> None:
+        """Write the session under its new id and delete the old key (regenerate_id())."""
+        factory, old_id = self._factory, self._moving_from
+        assert old_id is not None
+        if plain is None:
+            plain = factory.codec.encode_plain(state.record)
+        first = self._require_id()
+        target = MoveTarget(first, factory.key(first), lambda: self._id_and_key_near(old_id))
+        lock, ttl = self._take_lock(), self._write_ttl()
+        saved = self._writer().move(state, factory.key(old_id), target, plain, ttl, lock)
+        self._moving_from = None
+        if saved is Saved.GONE:
+            self._session_id = old_id  # the id the session had: reported, then dropped
+        else:
+            self._session_id = target.session_id
+            if target.session_id != first and self._pending.cookie_sent:
+                self._recookie_now()
+        self._saved(saved)
+
+    def _id_and_key_near(self, old_id: str) -> tuple[str, str]:
+        """A fresh id whose key shares the Cluster hash slot of ``old_id``'s key."""
+        factory = self._factory
+        new_id = same_slot_id(
+            factory.new_id, factory.key, factory.key(old_id), self._settings.prefix
+        )
+        return new_id, factory.key(new_id)
+
+    def _recookie_now(self) -> None:
+        """The response already went out with another id: set the cookie again."""
+        if self._response is not None and self._session_id is not None:
+            self._factory.cookie.set(
+                self._response, self._session_id, self._cookie_max_age, self._cookie_expires
+            )
 
     def _saved(self, saved: Saved) -> None:
         if saved is Saved.GONE:
@@ -408,15 +536,100 @@ class RedisSession:
             self._register_callbacks()
             session_id, stored = self._cookie_id, self._cookie_id is not None
         else:
-            session_id, stored = self._session_id, self._stored
+            session_id, stored = self._moving_from or self._session_id, self._stored
+        self._moving_from = None
         if stored and session_id:
             key, lock = self._factory.key(session_id), self._take_lock()
             if lock is not None:
                 self._store().delete_unlock(key, lock)
             else:
                 self._store().delete(key)
+            self._unindex(key)
         self._pending = Pending(invalidated=True)
         self._start_new(None)
+
+    # -- log out everywhere: the user index (user_index.py) ---------------------------
+    def bind_user(self, userid: str | int) -> None:
+        """Bind the session to ``userid``: call on login, after ``regenerate_id()``.
+
+        When the session is saved its key enters the user's index, where
+        ``list_user_sessions`` and ``revoke_user_sessions`` find it. The binding holds
+        for ``user_index_lifetime`` seconds; after that the session is replaced by a
+        fresh one.
+        """
+        state = self._st
+        self._index_touch(state)
+        until = now() + self._settings.user_index_lifetime
+        state.assign(USER_KEY, binding_value(userid, until))
+
+    def unbind_user(self) -> None:
+        """Take the session out of its user's index when it is saved (``invalidate()``
+        does this too)."""
+        state = self._st
+        self._index_touch(state)
+        if USER_KEY in state.data:
+            state.remove(USER_KEY)
+
+    @property
+    def bound_userid(self) -> str | None:
+        """The user id the session is bound to (as a str), or None."""
+        binding = binding_of(self._st.data)
+        return None if binding is None else binding[0]
+
+    def _index_touch(self, state: SessionState) -> None:
+        pending = self._pending
+        if not pending.index_touched:
+            pending.index_touched = True
+            pending.index_before = self._index_entry(state.data)
+
+    def _index_entry(self, data: dict[str, Any]) -> Entry | None:
+        session_id = self._session_id
+        return entry_of(data, None if session_id is None else self._factory.key(session_id))
+
+    def _index_update(self, state: SessionState) -> IndexUpdate | None:
+        """Before the save: an entry the save will need is added first (no window in
+        which a stored binding is missing from the index)."""
+        pending = self._pending
+        if not pending.index_touched:
+            before = self._moved_from(state)
+            if before is None:
+                if USER_KEY not in state.written and USER_KEY not in state.deleted:
+                    return None
+                # Changed through the dict API (clear(), del...): compare with the loaded copy.
+                before = self._index_entry(state.base(self._factory.codec).data)
+            pending.index_touched, pending.index_before = True, before
+        update = IndexUpdate(self._store(), self._factory.user_index, pending.index_before)
+        update.before_write(self._index_entry(state.data))
+        return update
+
+    def _index_saved(self, update: IndexUpdate | None, state: SessionState) -> None:
+        """After the save: the index follows what was stored (also a bound session the
+        save stored under a new id); stale entries go. No command when nothing changed."""
+        if update is None:
+            moved_from = self._moved_from(state)
+            if moved_from is None:
+                return  # the common case: nothing bound, unbound or moved
+            update = IndexUpdate(self._store(), self._factory.user_index, moved_from)
+        update.after_write(self._index_entry(state.data) if self._stored else None)
+
+    def _moved_from(self, state: SessionState) -> Entry | None:
+        """The entry under the request's id, if a bound stored session has another id."""
+        cookie_id, session_id = self._cookie_id, self._session_id
+        if cookie_id is None or session_id in (None, cookie_id) or not self._stored:
+            return None
+        return entry_of(state.data, self._factory.key(cookie_id))
+
+    def _unindex(self, key: str) -> None:
+        """``invalidate()``: the deleted session leaves its user's index (when known)."""
+        pending, state = self._pending, self._state
+        if pending.index_touched:
+            entry = pending.index_before
+        elif state is not None:
+            entry = entry_of(state.data, key)
+        else:  # never loaded: the entry goes at the next listing or revocation
+            return
+        if entry is not None:
+            remove(self._store(), self._factory.user_index(entry.userid), entry.key)
 
     # dict API: reads
     def __getitem__(self, key: str) -> Any:
@@ -519,6 +732,28 @@ class RedisSession:
     def pop_flash(self, queue: str = "") -> list[Any]:
         return list(self.pop(FLASH_PREFIX + queue, ()))
 
+    def regenerate_id(self) -> None:
+        """Give the session a new id, keeping its data: call it on login and on any
+        change of privilege (session fixation).
+
+        ``session_id`` is the new id at once; at the end of the request (or at
+        ``do_persist()``) one round trip writes the session, with this request's changes,
+        under the new id and deletes the old key (never both alive, never neither), and
+        the response's cookie carries the new id. The creation time, and so
+        ``max_lifetime``, is kept: the lifetime is the user's, not the id's. A request
+        still carrying the old id then finds no session, as after ``invalidate()``.
+        """
+        self._st  # noqa: B018 - loading decides
+        if self._phase is Phase.DEGRADED:
+            return  # never stored: nothing to move
+        if not self._stored:
+            if self._session_id is not None:
+                self._assign_id()  # not stored yet: a fresh id is all it takes
+            return
+        self._moving_from = self._moving_from or self._session_id
+        assert self._moving_from is not None
+        self._session_id = self._id_and_key_near(self._moving_from)[0]
+
     def new_csrf_token(self) -> str:
         token = secrets.token_hex(32)
         self[CSRF_KEY] = token
@@ -606,17 +841,20 @@ class RedisSession:
     def do_persist(self) -> None:
         """Write the session to Redis now (a new one gets an id and a cookie)."""
         state = self._st
+        index = self._index_update(state)
         if not self._stored:
             self._create(state)
         else:
             self._write(state, self._factory.codec.encode_plain(state.record))
+        self._index_saved(index, state)
+        self._pending.index_touched = False  # the index is in step with what is stored
 
     def do_refresh(self, force_redis_ttl: int | None = None) -> None:
         """Slide the TTL in Redis now (``force_redis_ttl`` seconds if given)."""
         self._st  # noqa: B018 - loading decides
-        ttl = force_redis_ttl if force_redis_ttl is not None else self._write_ttl()
+        ttl = self._capped(force_redis_ttl) if force_redis_ttl is not None else self._write_ttl()
         if self._stored and ttl is not None:
-            key, lock = self._factory.key(self._require_id()), self._take_lock()
+            key, lock = self._factory.key(self._stored_id()), self._take_lock()
             if lock is not None:
                 self._store().refresh_unlock(key, lock, ttl)
             else:

@@ -25,6 +25,7 @@ log = logging.getLogger("pyramid_session_redis")
 INI_PREFIX = "redis.sessions."
 PERSISTENCE_MODES = ("cas", "overwrite", "lock")
 CONFLICT_POLICIES = ("ours", "strict")
+UNSIGNED_PAYLOAD_POLICIES = ("resign", "reject")
 SAMESITE_VALUES = ("strict", "lax", "none")
 MAX_COOKIE_LENGTH = 4096
 
@@ -37,6 +38,8 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_LOCK_TIMEOUT = 10.0
 DEFAULT_LOCK_WAIT = 5.0
 LOCK_OPTIONS = ("lock_timeout", "lock_wait")
+# How long a session stays bound to its user after bind_user() (seconds): 30 days.
+DEFAULT_USER_INDEX_LIFETIME = 30 * 24 * 3600
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +93,11 @@ class SessionSettings:
     degraded_mode: bool = False
     compress_threshold: int | None = 1024
     compression: str = "zstd"
+    max_lifetime: int | None = None
+    hash_keys: bool = False
+    sign_payloads: bool = False
+    unsigned_payloads: str = "resign"
+    user_index_lifetime: int = DEFAULT_USER_INDEX_LIFETIME
 
     # -- derived modes (properties: computed from the fields, never stored) --
     @property
@@ -140,7 +148,9 @@ OPTION_ALIASES = {
     "client_callable": "redis_client_callable",
     "redis_errors": "redis_encoding_errors",
 }
-_ZERO_MEANS_NONE = ("timeout", "timeout_trigger")
+_ZERO_MEANS_NONE = ("timeout", "timeout_trigger", "max_lifetime")
+# Options that need a server secret of ours (not only a ``cookie_signer``).
+SECRET_OPTIONS = ("hash_keys", "sign_payloads")
 
 _CALLABLES = (
     "redis_client_callable",
@@ -173,6 +183,12 @@ def build_settings(secret: str | bytes | None = None, **options: Any) -> Session
             f"`{lock_options[0]}` only applies with `persistence = lock`",
             *lock_options,
             "persistence",
+        )
+    if "unsigned_payloads" in options and not options.get("sign_payloads"):
+        _fail(
+            "`unsigned_payloads` only applies with `sign_payloads = true`",
+            "unsigned_payloads",
+            "sign_payloads",
         )
     settings = SessionSettings(secret=secret, **options)
     _validate(settings)
@@ -220,6 +236,7 @@ def _validate(s: SessionSettings) -> None:
         value = getattr(s, name)
         if value is not None and (not isinstance(value, int) or value < 0):
             _fail(f"`{name}` must be a whole number of seconds >= 0, got {value!r}", name)
+    _validate_security(s)
     for name in _CALLABLES:
         value = getattr(s, name)
         if value is not None and not callable(value):
@@ -258,6 +275,12 @@ def _validate(s: SessionSettings) -> None:
         _fail("`cas_retries` must be a whole number >= 0", "cas_retries")
     if s.on_conflict not in CONFLICT_POLICIES:
         _fail(f"`on_conflict` must be one of {CONFLICT_POLICIES}", "on_conflict")
+    lifetime = s.user_index_lifetime
+    if isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime <= 0:
+        _fail(
+            f"`user_index_lifetime` must be a whole number of seconds > 0, got {lifetime!r}",
+            "user_index_lifetime",
+        )
     for name in LOCK_OPTIONS:
         value = getattr(s, name)
         if (
@@ -266,6 +289,30 @@ def _validate(s: SessionSettings) -> None:
             or not 0 < value < math.inf
         ):
             _fail(f"`{name}` must be a number of seconds > 0, got {value!r}", name)
+
+
+def _validate_security(s: SessionSettings) -> None:
+    lifetime = s.max_lifetime
+    if lifetime is not None and (
+        isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime <= 0
+    ):
+        _fail(
+            f"`max_lifetime` must be a whole number of seconds > 0, got {lifetime!r}",
+            "max_lifetime",
+        )
+    for name in SECRET_OPTIONS:
+        if not isinstance(getattr(s, name), bool):
+            _fail(f"`{name}` must be True or False", name)
+    for name in SECRET_OPTIONS:
+        if getattr(s, name) and not s.secret:
+            _fail(
+                f"`{name}` needs a `secret` (a `cookie_signer` alone is not enough)", name, "secret"
+            )
+    if s.unsigned_payloads not in UNSIGNED_PAYLOAD_POLICIES:
+        _fail(
+            f"`unsigned_payloads` must be one of {UNSIGNED_PAYLOAD_POLICIES}",
+            "unsigned_payloads",
+        )
 
 
 # A cookie name (RFC 6265 token) that WebOb will write: not starting with "$" and not
@@ -382,6 +429,11 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "degraded_mode": _BOOL,
     "compress_threshold": _INT,
     "compression": _STR,
+    "max_lifetime": _INT_ZERO_NONE,
+    "hash_keys": _BOOL,
+    "sign_payloads": _BOOL,
+    "unsigned_payloads": _STR,
+    "user_index_lifetime": _INT,
 }
 _DOTTED = (*_CALLABLES, "cookie_signer", "redis_connection_pool")
 
