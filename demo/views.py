@@ -162,27 +162,43 @@ def cached(request: Request) -> dict[str, Any]:
 if HAS_USER_INDEX:
 
     @view_config(
-        route_name="sessions",
-        request_method=("GET", "POST"),
-        renderer="demo:templates/sessions.jinja2",
+        route_name="sessions", request_method="GET", renderer="demo:templates/sessions.jinja2"
     )
-    def sessions(request: Request) -> Any:
-        session = request.session
-        user = session.get("user")
+    def your_sessions(request: Request) -> Any:
+        """The user's sessions (``list_user_sessions``), each with an End button."""
+        user = request.session.get("user")
         if user is None:
             return HTTPSeeOther(request.route_path("login"))
-        if request.method == "POST":  # log out everywhere, this browser included
-            assert revoke_user_sessions is not None
-            revoke_user_sessions(request, user)
-            session.invalidate()
-            return HTTPSeeOther(request.route_path("home"))
         assert list_user_sessions is not None
-        factory = request.registry.getUtility(ISessionFactory)
-        listed = list(list_user_sessions(request, user))
-        labels = [
-            factory.log_id(item) + (" (this one)" if item == session.session_id else "")
-            if isinstance(item, str)
-            else "a session"
-            for item in listed
+        rows = [
+            {
+                "handle": listed.handle,
+                "created": _moment(listed.created),
+                "expires": _moment(listed.expires),
+                "current": listed.current,
+            }
+            for listed in list_user_sessions(request, user)
         ]
-        return {"title": "Your sessions", "sessions": labels}
+        return {"title": "Your sessions", "sessions": rows, "flashes": flashes(request)}
+
+    @view_config(
+        route_name="sessions",
+        request_method="POST",
+        renderer="demo:templates/logged_out.jinja2",
+    )
+    def end_sessions(request: Request) -> Any:
+        """End one session (``revoke_user_session``) or all (``revoke_user_sessions``)."""
+        user = request.session.get("user")
+        if user is None:
+            return HTTPSeeOther(request.route_path("login"))
+        handle = request.POST.get("handle")
+        if handle is None:  # log out everywhere, this browser included
+            assert revoke_user_sessions is not None
+            revoke_user_sessions(request, user)  # invalidates this request's session too
+            return {"title": "Logged out everywhere"}
+        revoke_one = getattr(pyramid_session_redis, "revoke_user_session", None)
+        if revoke_one is not None and revoke_one(request, user, handle):
+            if "user" not in request.session:  # it was this one: invalidated
+                return {"title": "Logged out"}
+            request.session.flash("That session was ended.")
+        return HTTPSeeOther(request.route_path("sessions"))

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.test_demo import COOKIE, demo_app
+from tests.test_demo import COOKIE, demo_app, session_keys
 from tests.wsgi_server import LiveServer
 
 CHROMIUM = os.environ.get("PSR_CHROMIUM", "/usr/bin/chromium")
@@ -145,7 +145,7 @@ def test_real_cookie_and_a_counter_kept_in_redis(
     browser.refresh()
     browser.refresh()
     assert visits(browser) == 3
-    assert redis_client.dbsize() == 1
+    assert len(session_keys(redis_client)) == 1
     panel = browser.find_element(By.ID, "panel-commands").text
     assert re.fullmatch(r"\d+: .*GETEX 1.*", panel), panel
 
@@ -161,7 +161,7 @@ def test_login_form_posts_its_csrf_token_and_the_flash_survives_the_redirect(
     assert "Logged in as alice." in browser.find_element(By.CLASS_NAME, "who").text
     assert visits(browser) == 2  # the data moved to the new id
     assert browser.get_cookie(COOKIE)["value"] != before  # a new session id at login
-    assert redis_client.dbsize() == 1  # the old one is gone
+    assert len(session_keys(redis_client)) == 1  # the old one is gone
     browser.refresh()
     assert flashes(browser) == []  # shown once
 
@@ -186,11 +186,11 @@ def test_logout_deletes_the_session_and_its_cookie(
     browser: Any, base_url: str, redis_client: redis.Redis
 ) -> None:
     log_in(browser, base_url, "alice")
-    assert redis_client.dbsize() == 1
+    assert len(session_keys(redis_client)) == 1
     click_and_wait(browser, "logout")
     assert browser.find_element(By.TAG_NAME, "h1").text == "Logged out"
     assert browser.get_cookie(COOKIE) is None
-    assert redis_client.dbsize() == 0
+    assert len(session_keys(redis_client)) == 0
     browser.get(base_url + "/")
     assert visits(browser) == 1
     assert "Not logged in." in browser.find_element(By.CLASS_NAME, "who").text
@@ -211,11 +211,11 @@ def test_two_browsers_never_see_each_others_data(
     assert visits(browser) == 5
     assert visits(other_browser) == 2
     assert browser.get_cookie(COOKIE)["value"] != other_browser.get_cookie(COOKIE)["value"]
-    assert redis_client.dbsize() == 2
+    assert len(session_keys(redis_client)) == 2
     click_and_wait(other_browser, "logout")  # logs out bob only
     browser.refresh()
     assert "Logged in as alice." in browser.find_element(By.CLASS_NAME, "who").text
-    assert redis_client.dbsize() == 1
+    assert len(session_keys(redis_client)) == 1
 
 
 def test_screenshot_of_the_demo(browser: Any, base_url: str, tmp_path: Path) -> None:

@@ -74,6 +74,14 @@ def set_cookies(response: webtest.TestResponse) -> list[str]:
     return response.headers.getall("Set-Cookie")
 
 
+USER_INDEX_PREFIX = b"psr:user:"
+
+
+def session_keys(client: redis.Redis) -> list[bytes]:
+    """The stored sessions (leaving out the user index's keys: the demo binds at login)."""
+    return sorted(key for key in client.scan_iter() if not key.startswith(USER_INDEX_PREFIX))
+
+
 def log_id(app: webtest.TestApp, session_id: str) -> str:
     """The keyed hash the demo shows instead of the session id."""
     factory = router(app).registry.getUtility(ISessionFactory)
@@ -106,7 +114,7 @@ def test_pastedeploy_builds_the_app_with_redis_url_as_a_variable(
 ) -> None:
     app = webtest.TestApp(get_app(str(INI_PATH), "main", options={"redis_url": redis_url}))
     assert visits(app.get("/")) == 1
-    assert redis_client.dbsize() == 1  # stored in the Redis given as the variable
+    assert len(session_keys(redis_client)) == 1  # stored in the Redis given as the variable
     settings = get_appsettings(str(INI_PATH))
     assert "redis.sessions.redis_url" not in settings  # so run.py demo starts its own
     assert settings["pyramid.includes"].split() == ["pyramid_jinja2", "pyramid_session_redis"]
@@ -138,10 +146,10 @@ def test_visit_counter_increments_across_requests(
     second, third = app.get("/"), app.get("/")
     assert (visits(second), visits(third)) == (2, 3)
     assert set_cookies(second) == set_cookies(third) == []  # the cookie is set once
-    assert redis_client.dbsize() == 1
+    assert len(session_keys(redis_client)) == 1
     other_browser = demo_app(redis_url)
     assert visits(other_browser.get("/")) == 1
-    assert redis_client.dbsize() == 2
+    assert len(session_keys(redis_client)) == 2
 
 
 def test_login_then_logout_clears_the_session_and_expires_the_cookie(
@@ -156,8 +164,8 @@ def test_login_then_logout_clears_the_session_and_expires_the_cookie(
     home = app.get("/")
     assert "Logged in as <b>alice</b>" in home.text
     assert visits(home) == 3  # the counter survived the id change
-    assert redis_client.dbsize() == 1  # the pre-login session is gone
-    [key] = redis_client.keys()
+    assert len(session_keys(redis_client)) == 1  # the pre-login session is gone
+    [key] = session_keys(redis_client)
     page = app.get("/session").text
     assert key.decode() not in page  # the id is a credential: never on a page
     assert page.count(log_id(app, key.decode())) == 2  # the table and the panel
@@ -167,10 +175,39 @@ def test_login_then_logout_clears_the_session_and_expires_the_cookie(
     assert expired.startswith(f"{COOKIE}=;")
     assert "Max-Age=0" in expired
     assert COOKIE not in app.cookies
-    assert redis_client.dbsize() == 0
+    assert redis_client.keys() == []  # the session, and its entry in alice's index
     fresh = app.get("/")
     assert visits(fresh) == 1
     assert "Not logged in" in fresh.text
+
+
+def test_your_sessions_lists_them_and_ends_one_or_all(
+    app: webtest.TestApp, redis_client: redis.Redis
+) -> None:
+    laptop, phone = app, webtest.TestApp(app.app)
+    log_in(laptop, "alice")
+    log_in(phone, "alice")
+    page = laptop.get("/sessions")
+    rows = re.findall(r"<td>([0-9a-f]{16})( \(this browser\))?</td>", page.text)
+    assert len(rows) == 2 and sorted(bool(mine) for _, mine in rows) == [False, True]
+    [mine] = [handle for handle, current in rows if current]
+    [other] = [handle for handle, current in rows if not current]
+    assert mine == log_id(laptop, session_keys(redis_client)[0].decode()) or mine == log_id(
+        laptop, session_keys(redis_client)[1].decode()
+    )  # the keyed hash of the key, as in the panel and the logs
+
+    ended = laptop.post("/sessions", {"csrf_token": token(page), "handle": other}, status=303)
+    assert "That session was ended." in ended.follow().text
+    assert "Not logged in" in phone.get("/login").text  # the phone is logged out
+    assert "Logged in as <b>alice</b>" in laptop.get("/").text
+
+    log_in(phone, "alice")
+    page = laptop.get("/sessions")
+    everywhere = laptop.post("/sessions", {"csrf_token": token(page)})
+    assert "<h1>Logged out everywhere</h1>" in everywhere.text
+    assert COOKIE not in laptop.cookies
+    assert session_keys(redis_client) == []  # both sessions
+    assert "Not logged in" in phone.get("/login").text
 
 
 def test_forms_need_the_csrf_token(app: webtest.TestApp, redis_client: redis.Redis) -> None:
@@ -194,7 +231,7 @@ def test_cacheable_page_sets_no_cookie(app: webtest.TestApp, redis_client: redis
     page = app.get("/cached")
     assert page.headers["Cache-Control"] == "public, max-age=60"
     assert set_cookies(page) == []
-    assert redis_client.dbsize() == 0  # the view wrote, but nothing is stored
+    assert len(session_keys(redis_client)) == 0  # the view wrote, but nothing is stored
     app.get("/")  # a real session now
     page = app.get("/cached")
     assert set_cookies(page) == []
@@ -207,7 +244,7 @@ def test_session_page_shows_id_created_and_timeout(
     assert "<td>none yet</td>" in app.get("/session").text
     app.get("/")
     page = app.get("/session").text
-    [key] = redis_client.keys()
+    [key] = session_keys(redis_client)
     assert key.decode() not in page
     assert f"<td>{log_id(app, key.decode())}</td>" in page
     assert "<th>timeout (seconds, sliding)</th><td>1200</td>" in page
@@ -218,7 +255,7 @@ def test_panel_shows_keyed_hash_ttl_size_and_the_commands_of_the_request(
     app: webtest.TestApp, redis_client: redis.Redis
 ) -> None:
     first = panel(app.get("/"))
-    [key] = redis_client.keys()
+    [key] = session_keys(redis_client)
     assert first["session"] == log_id(app, key.decode())
     assert first["ttl"] in ("1200 s", "1199 s")
     assert first["size"] == f"{redis_client.strlen(key)} bytes"
@@ -381,7 +418,7 @@ def test_pserve_serves_the_demo(tmp_path: Path, redis_url: str, redis_client: re
             except OSError:
                 assert process.poll() is None and time.monotonic() < deadline
                 time.sleep(0.2)
-        assert redis_client.dbsize() == 1
+        assert len(session_keys(redis_client)) == 1
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -409,7 +446,7 @@ def test_demo_uses_the_redis_the_ini_configures(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "throwaway" not in result.stdout
-    assert redis_client.dbsize() >= 1  # the check's sessions are in the configured Redis
+    assert len(session_keys(redis_client)) >= 1  # the check's sessions are in the configured Redis
 
 
 def _read_lines(stream: Any, lines: queue.Queue[str]) -> None:
