@@ -218,6 +218,25 @@ def test_two_browsers_never_see_each_others_data(
     assert len(session_keys(redis_client)) == 1
 
 
+def test_your_sessions_ends_another_browsers_session(
+    browser: Any, other_browser: Any, base_url: str, redis_client: redis.Redis
+) -> None:
+    log_in(browser, base_url, "alice")
+    log_in(other_browser, base_url, "alice")
+    browser.get(base_url + "/sessions")
+    rows = [row.text for row in browser.find_elements(By.CSS_SELECTOR, "#sessions tr")][1:]
+    assert len(rows) == 2 and sum("(this browser)" in row for row in rows) == 1
+    [other] = [row.split()[0] for row in rows if "(this browser)" not in row]
+    click_and_wait(browser, f"end-{other}")
+    assert flashes(browser) == ["That session was ended."]
+    other_browser.refresh()
+    assert "Not logged in." in other_browser.find_element(By.CLASS_NAME, "who").text
+    click_and_wait(browser, "logout-everywhere")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Logged out everywhere"
+    assert browser.get_cookie(COOKIE) is None
+    assert len(session_keys(redis_client)) == 1  # the other browser's new, anonymous one
+
+
 def test_screenshot_of_the_demo(browser: Any, base_url: str, tmp_path: Path) -> None:
     log_in(browser, base_url, "alice")
     browser.refresh()

@@ -25,6 +25,7 @@ from demo.throwaway_redis import free_port
 from pyramid_session_redis import RedisSessionFactory
 from pyramid_session_redis.cli import commands, main
 from pyramid_session_redis.codec import SessionRecord
+from pyramid_session_redis.integrity import codec_for_key
 from tests.app import SECRET, make_app
 from tests.redis_stats import CommandCounter
 from tests.test_cluster import cluster  # noqa: F401 - the three-node Cluster fixture
@@ -217,6 +218,55 @@ def test_revoke_logs_the_user_out(
     assert code == 1 and out.startswith("no session with that id")
 
 
+def bind(request: Any) -> Any:
+    request.session.bind_user(request.params["user"])
+    return "bound"
+
+
+def test_revoke_user_logs_a_user_out_everywhere(
+    capsys: pytest.CaptureFixture[str], redis_url: str, tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    app = make_app(redis_url, {"bind": bind}, prefix=PREFIX)
+    browsers = [webtest.TestApp(app.app) for _ in range(3)]
+    for browser, user in zip(browsers, ["alice", "alice", "bob"], strict=True):
+        browser.get("/set", {"key": "v", "value": "1"})
+        browser.get("/bind", {"user": user})
+    ini = app_ini(tmp_path, redis_url)
+    code, out, _ = run(capsys, "-c", ini, "revoke-user", "alice", "--dry-run")
+    assert (code, out) == (0, "would revoke 2 sessions of user 'alice'\n")
+    code, out, _ = run(capsys, "-c", ini, "revoke-user", "alice")
+    assert (code, out) == (0, "revoked 2 sessions of user 'alice'\n")
+    assert [b.get("/read", {"key": "v"}).json for b in browsers] == [None, None, 1]
+    code, out, _ = run(capsys, "-c", ini, "revoke-user", "alice")
+    assert (code, out) == (1, "revoked 0 sessions of user 'alice'\n")
+
+
+def test_signed_payloads_and_opaque_keys(
+    capsys: pytest.CaptureFixture[str], redis_url: str, tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    options = {"sign_payloads": "true", "hash_keys": "true"}
+    app, session_id = new_session(redis_url, "signed", sign_payloads=True, hash_keys=True)
+    ini = app_ini(tmp_path, redis_url, **options)
+    [key] = redis_client.keys()
+    assert key.decode() != session_id and key.startswith(PREFIX.encode())
+    code, out, _ = run(capsys, "-c", ini, "show", session_id, "--reveal", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["data"] == {"secret_value": "signed"}
+    assert report["encoding"] == "signed, safe codec, uncompressed"
+    code, out, _ = run(capsys, "-c", ini, "stats", "--json")
+    assert json.loads(out)["encodings"] == {"signed, safe codec, uncompressed": 1}
+
+    factory = RedisSessionFactory(SECRET, prefix=PREFIX, **{k: True for k in options})
+    now = int(time.time())
+    old = factory.key("an-old-id")
+    expired = SessionRecord({}, now - 900, None, now - 300)
+    redis_client.set(old, codec_for_key(factory.codec, old).encode(expired))
+    code, out, _ = run(capsys, "-c", ini, "purge-expired")
+    assert code == 0 and "examined 2 sessions: 1 expired by their payload (deleted 1)" in out
+    assert redis_client.keys() == [key]
+    assert app.get("/read", {"key": "secret_value"}).json == "signed"
+
+
 # --------------------------------------------------------------------------- purge-expired
 
 
@@ -321,20 +371,29 @@ def cluster_client(request: Any, **options: Any) -> RedisCluster:
 def test_an_ini_with_a_cluster_client_callable(
     capsys: pytest.CaptureFixture[str],
     cluster: RedisCluster,  # noqa: F811 - the fixture
+    cluster_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(sys.modules[__name__], "CLUSTER_CLIENTS", [cluster])
     app = make_app(
-        "redis://unused", prefix=PREFIX, redis_client_callable=cluster_client
-    )  # sessions made by requests, on the Cluster
+        "redis://unused", {"bind": bind}, prefix=PREFIX, redis_client_callable=cluster_client
+    )  # sessions made by requests, on the Cluster, bound to one user
     for n in range(12):
-        webtest.TestApp(app.app).get("/set", {"key": "n", "value": str(n)})
+        browser = webtest.TestApp(app.app)
+        browser.get("/set", {"key": "n", "value": str(n)})
+        browser.get("/bind", {"user": "carol"})
     ini = app_ini(tmp_path, "redis://unused", redis_client_callable="tests.test_cli.cluster_client")
     code, out, err = run(capsys, "-c", ini, "stats", "--json")
     assert code == 0, err
     report = json.loads(out)
     assert (report["nodes"], report["count"]) == (3, 12)
+
+    code, out, err = run(
+        capsys, "--redis-url", cluster_url, "--prefix", PREFIX, "revoke-user", "carol"
+    )
+    assert (code, out) == (0, "revoked 12 sessions of user 'carol'\n"), err
+    assert run(capsys, "-c", ini, "stats", "--json")[1].count('"count": 0') == 1
 
 
 # --------------------------------------------------------------------------- errors

@@ -12,9 +12,15 @@ import json
 import time
 from typing import Any
 
+from pyramid.interfaces import ISessionFactory
+from pyramid.registry import Registry
+from pyramid.request import Request
+
 from ..codec import DecodeError, SessionRecord
+from ..integrity import codec_for_key
 from ..store import CasOutcome
-from .stats import ENCODINGS, OTHER_ENCODING, SessionStats, format_stats
+from ..users import list_user_sessions, revoke_user_sessions
+from .stats import HEAD_BYTES, SessionStats, encoding_of, format_stats
 from .target import Target
 from .walk import pipelined, walk
 
@@ -25,7 +31,9 @@ def stats(target: Target, args: argparse.Namespace) -> int:
     nodes = target.nodes()
     summary = SessionStats()
     for node, keys in walk(nodes, target.pattern, args.progress):
-        for ttl, size, head in pipelined(node, keys, ("TTL",), ("STRLEN",), ("GETRANGE", 0, 0)):
+        for ttl, size, head in pipelined(
+            node, keys, ("TTL",), ("STRLEN",), ("GETRANGE", 0, HEAD_BYTES - 1)
+        ):
             if ttl == -2:
                 continue  # expired or deleted since the SCAN
             if isinstance(size, Exception) or isinstance(head, Exception):
@@ -69,14 +77,14 @@ def show(target: Target, args: argparse.Namespace) -> int:
         print(f"no session with that id (keyed hash {label})")
         return NOT_FOUND
     try:
-        record: SessionRecord | None = factory.codec.decode(raw)
+        record: SessionRecord | None = codec_for_key(factory.codec, key).decode(raw)
         problem = None
     except DecodeError as exc:
         record, problem = None, str(exc)
     report: dict[str, Any] = {
         "session": label,
         "stored_bytes": len(raw),
-        "encoding": ENCODINGS.get(raw[0], OTHER_ENCODING) if raw else OTHER_ENCODING,
+        "encoding": encoding_of(raw[:HEAD_BYTES]),
         "ttl": None if ttl < 0 else ttl,
     }
     if record is None:
@@ -144,8 +152,9 @@ def purge_expired(target: Target, args: argparse.Namespace) -> int:
                 continue  # gone since the SCAN, or not a string
             examined += 1
             try:
-                record = codec.decode(raw)
-            except DecodeError:
+                name = key.decode("utf-8")
+                record = codec_for_key(codec, name).decode(raw)
+            except (DecodeError, UnicodeDecodeError):
                 undecodable += 1
                 continue
             if record.expires is None or record.expires > now:
@@ -153,7 +162,7 @@ def purge_expired(target: Target, args: argparse.Namespace) -> int:
             expired += 1
             if args.dry_run:
                 continue
-            outcome, _ = store.compare_and_delete(key.decode("utf-8"), raw)
+            outcome, _ = store.compare_and_delete(name, raw)
             if outcome is CasOutcome.WRITTEN:
                 deleted += 1
             elif outcome is CasOutcome.CONFLICT:
@@ -164,3 +173,20 @@ def purge_expired(target: Target, args: argparse.Namespace) -> int:
         f"{changed} changed meanwhile (kept), {undecodable} undecodable (left alone)"
     )
     return 0
+
+
+def revoke_user(target: Target, args: argparse.Namespace) -> int:
+    """Log a user out everywhere: every session in the user's index (``bind_user``)."""
+    # A blank request, as pyramid.paster.bootstrap gives a script: a factory with
+    # redis_client_callable needs one (the callable takes it); it has no session cookie.
+    registry = Registry()
+    registry.registerUtility(target.factory, ISessionFactory)
+    request = Request.blank("/")
+    request.registry = registry
+    if args.dry_run:
+        found = len(list_user_sessions(request, args.userid))
+        print(f"would revoke {found} sessions of user {args.userid!r}")
+    else:
+        found = revoke_user_sessions(request, args.userid)
+        print(f"revoked {found} sessions of user {args.userid!r}")
+    return 0 if found else NOT_FOUND

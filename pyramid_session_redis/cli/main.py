@@ -3,10 +3,12 @@
     pyramid-session-redis -c development.ini stats
     pyramid-session-redis -c development.ini show ID [--reveal]
     pyramid-session-redis -c development.ini revoke ID
+    pyramid-session-redis -c development.ini revoke-user USERID
     pyramid-session-redis -c development.ini purge-expired [--dry-run]
     pyramid-session-redis --redis-url redis://127.0.0.1:6379/0 --prefix app1: stats
 
-Exit codes: 0 done, 1 no such session (or Redis failed mid-way), 2 bad arguments, ini
+Exit codes: 0 done, 1 no such session or no session of that user (or Redis failed
+mid-way), 2 bad arguments, ini
 file, settings or Redis URL, or Redis unreachable.
 """
 
@@ -28,6 +30,7 @@ COMMANDS: dict[str, Callable[[Target, argparse.Namespace], int]] = {
     "stats": commands.stats,
     "show": commands.show,
     "revoke": commands.revoke,
+    "revoke-user": commands.revoke_user,
     "purge-expired": commands.purge_expired,
 }
 
@@ -61,6 +64,11 @@ def parser() -> argparse.ArgumentParser:
     revoke = sub.add_parser("revoke", help="delete one session (its user is logged out)")
     revoke.add_argument("id", help="the session id")
     revoke.add_argument("--dry-run", action="store_true", help="only say whether it exists")
+    revoke_user = sub.add_parser(
+        "revoke-user", help="delete every session bound to a user (log out everywhere)"
+    )
+    revoke_user.add_argument("userid", help="the user id the application bound (bind_user)")
+    revoke_user.add_argument("--dry-run", action="store_true", help="only count them")
     purge = sub.add_parser(
         "purge-expired", help="delete sessions whose payload expiry has passed (LRU mode)"
     )
@@ -84,4 +92,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
     finally:
-        target.client.close()
+        target.close()

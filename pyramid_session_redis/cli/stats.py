@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..codec import PLAIN_MARKER, ZLIB_MARKER, ZSTD_MARKER
+from ..integrity import OVERHEAD, SIGNED_MARKER
 
 # Upper bounds (exclusive) of the histogram buckets; the last bucket is open.
 SIZE_BOUNDS = (256, 1024, 4096, 16384, 65536)
@@ -22,6 +23,18 @@ ENCODINGS = {
 }
 OTHER_ENCODING = "other"
 NOT_A_STRING = "not a string value"
+HEAD_BYTES = OVERHEAD + 1  # enough to see the encoding inside a signed value
+
+
+def encoding_of(head: bytes) -> str:
+    """The encoding a stored value's first bytes show (``sign_payloads``: the marker of
+    the signed value, then the inner one)."""
+    if not head:
+        return OTHER_ENCODING
+    if head[0] == SIGNED_MARKER:
+        inner = ENCODINGS.get(head[OVERHEAD], OTHER_ENCODING) if len(head) > OVERHEAD else None
+        return "signed" if inner is None else f"signed, {inner}"
+    return ENCODINGS.get(head[0], OTHER_ENCODING)
 
 
 def _size(n: int) -> str:
@@ -64,19 +77,18 @@ class SessionStats:
     ttls: Counter[str] = field(default_factory=Counter)
     encodings: Counter[str] = field(default_factory=Counter)
 
-    def add(self, size: int, ttl: int, first_byte: bytes | None) -> None:
-        """One key: its value's length, its TTL (-1: none) and the value's first byte
-        (None when the key does not hold a string)."""
+    def add(self, size: int, ttl: int, head: bytes | None) -> None:
+        """One key: its value's length, its TTL (-1: none) and the value's first
+        :data:`HEAD_BYTES` bytes (None when the key does not hold a string)."""
         self.count += 1
-        if first_byte is None:
+        if head is None:
             self.encodings[NOT_A_STRING] += 1
             return
         self.total_bytes += size
         self.largest = max(self.largest, size)
         self.sizes[_bucket(size, SIZE_BOUNDS, SIZE_LABELS)] += 1
         self.ttls[NO_TTL if ttl < 0 else _bucket(ttl, TTL_BOUNDS, TTL_LABELS)] += 1
-        marker = first_byte[0] if first_byte else -1
-        self.encodings[ENCODINGS.get(marker, OTHER_ENCODING)] += 1
+        self.encodings[encoding_of(head)] += 1
 
     @property
     def without_ttl(self) -> int:

@@ -18,7 +18,8 @@ from redis.cluster import RedisCluster
 
 from ..channel import ClientChannel
 from ..connection import build_client, client_options
-from ..factory import SessionFactory, session_factory_from_settings
+from ..factory import RedisSessionFactory, SessionFactory
+from ..settings import parse_ini_settings
 from ..store import RedisStore, ServerFeatures
 
 SETTINGS_PREFIX = "redis.sessions."
@@ -49,6 +50,13 @@ class Target:
     client: Any  # redis.Redis, or redis.cluster.RedisCluster
     pattern: str
     where: str
+    owns_client: bool = True
+    """False for the application's client (from ``redis_client_callable``): not ours to
+    close."""
+
+    def close(self) -> None:
+        if self.owns_client:
+            self.client.close()
 
     @property
     def is_cluster(self) -> bool:
@@ -75,10 +83,14 @@ def load_settings(config_uri: str) -> dict[str, Any]:
         raise TargetError(f"cannot read {config_uri}: {exc}") from exc
 
 
-def build_factory(settings: dict[str, Any], redis_url: str | None) -> SessionFactory:
-    """The session factory from ``redis.sessions.*`` settings (``--redis-url`` replacing
-    the ini's Redis)."""
+def factory_options(
+    settings: dict[str, Any], redis_url: str | None, prefix: str | None
+) -> dict[str, Any]:
+    """The factory's options from ``redis.sessions.*`` settings (``--redis-url`` and
+    ``--prefix`` replacing the ini's)."""
     options = {key: value for key, value in settings.items() if key.startswith(SETTINGS_PREFIX)}
+    if prefix is not None:
+        options[SETTINGS_PREFIX + "prefix"] = prefix
     if redis_url is not None:
         for name in CONNECTION_SETTINGS:
             options.pop(SETTINGS_PREFIX + name, None)
@@ -88,28 +100,39 @@ def build_factory(settings: dict[str, Any], redis_url: str | None) -> SessionFac
         # the tool does needs it.
         options[SETTINGS_PREFIX + "secret"] = secrets.token_hex(32)
     try:
-        return session_factory_from_settings(options)
+        return parse_ini_settings(options)
     except (ValueError, TypeError, ImportError) as exc:
         raise TargetError(f"invalid session settings: {exc}") from exc
 
 
-def connect(factory: SessionFactory) -> Any:
-    """A client to the factory's Redis, checked with PING; a Cluster client on a Cluster."""
+def build_factory(options: dict[str, Any]) -> SessionFactory:
+    try:
+        return RedisSessionFactory(**options)
+    except (ValueError, TypeError, ImportError) as exc:
+        raise TargetError(f"invalid session settings: {exc}") from exc
+
+
+def connect(factory: SessionFactory) -> tuple[Any, bool]:
+    """A client to the factory's Redis, checked with PING (a Cluster client on a Cluster),
+    and whether the tool made it (rather than the application's client callable)."""
     settings = factory.settings
     options = client_options(settings)
     try:
         if settings.redis_client_callable is not None:
             url = {"url": settings.redis_url} if settings.redis_url else {}
-            client = settings.redis_client_callable(None, **options, **url)
+            client, owned = settings.redis_client_callable(None, **options, **url), False
         else:
-            client = build_client(settings, options)
+            client, owned = build_client(settings, options), True
         client.ping()
         if isinstance(client, redis.Redis) and client.info("cluster").get("cluster_enabled"):
             kwargs = client.connection_pool.connection_kwargs
+            if owned:
+                client.close()
             client = RedisCluster(**{k: kwargs[k] for k in CLUSTER_OPTIONS if k in kwargs})
+            owned = True
     except (redis.RedisError, OSError, ValueError) as exc:
         raise TargetError(f"cannot use Redis at {describe(factory)}: {exc}") from exc
-    return client
+    return client, owned
 
 
 def describe(factory: SessionFactory) -> str:
@@ -124,13 +147,11 @@ def describe(factory: SessionFactory) -> str:
     return f"{settings.redis_host}:{settings.redis_port}/{settings.redis_db}"
 
 
-def key_pattern(factory: SessionFactory, prefix: str | None, match: str | None) -> str:
+def key_pattern(factory: SessionFactory, match: str | None) -> str:
     """The SCAN ``MATCH`` pattern: ``--match``, else the id prefix (escaped) and ``*``."""
     if match is not None:
         return match
-    if prefix is None:
-        prefix = factory.settings.prefix or ""
-    return _GLOB_SPECIALS.sub(r"\\\1", prefix) + "*"
+    return _GLOB_SPECIALS.sub(r"\\\1", factory.settings.prefix or "") + "*"
 
 
 def open_target(
@@ -142,6 +163,18 @@ def open_target(
     if config_uri is None and redis_url is None:
         raise TargetError("give the application's ini file (--config) or --redis-url")
     settings = load_settings(config_uri) if config_uri is not None else {}
-    factory = build_factory(settings, redis_url)
-    client = connect(factory)
-    return Target(factory, client, key_pattern(factory, prefix, match), describe(factory))
+    options = factory_options(settings, redis_url, prefix)
+    factory = build_factory(options)
+    client, owned = connect(factory)
+    where = describe(factory)
+    if isinstance(client, RedisCluster) and factory.settings.redis_client_callable is None:
+        # The library's own operations (the user index) go through the Cluster client.
+        factory = build_factory({**options, "redis_client_callable": _returning(client)})
+    return Target(factory, client, key_pattern(factory, match), where, owned)
+
+
+def _returning(client: Any) -> Any:
+    def redis_client_callable(request: Any, **options: Any) -> Any:
+        return client
+
+    return redis_client_callable
