@@ -10,9 +10,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
-import math
-import secrets
-from collections.abc import ItemsView, Iterator, KeysView, ValuesView
 from typing import TYPE_CHECKING, Any
 
 from pyramid.interfaces import ISession
@@ -37,6 +34,14 @@ from .exceptions import (
     SessionWriteConflict,
     UserBindingExpired,
 )
+from .expiry import (
+    capped_ttl,
+    expiry_enforced,
+    lifetime_left,
+    normalize,
+    plan_refresh,
+    session_timeout,
+)
 from .integrity import (
     PayloadTamperedError,
     PayloadUnsignedError,
@@ -47,6 +52,7 @@ from .keys import same_slot_id
 from .lock import acquire_and_load
 from .persist import MoveTarget, Saved, SessionWriter
 from .plan import Cookie, Write, plan_cookie, plan_write
+from .session_dict import SessionDict
 from .state import SessionState
 from .store import SessionStore, WrongTypeError
 from .user_index import (
@@ -68,9 +74,6 @@ if TYPE_CHECKING:
     from .factory import SessionFactory
 
 log = logging.getLogger("pyramid_session_redis")
-_MISSING: Any = object()
-CSRF_KEY = "_csrft_"
-FLASH_PREFIX = "_f_"
 
 
 class Phase(enum.Enum):
@@ -101,14 +104,8 @@ class Pending:
     index_before: Entry | None = None  # the session's index entry before that
 
 
-def _remaining(state: SessionState, current: int) -> int:
-    """Seconds until the payload's expiry (minus infinity when it has none)."""
-    expires = state.record.expires
-    return -(2**62) if expires is None else expires - current
-
-
 @implementer(ISession)
-class RedisSession:
+class RedisSession(SessionDict):
     """A lazily loaded session; see the module docstring."""
 
     def __init__(
@@ -194,27 +191,25 @@ class RedisSession:
                 raise
             return self._degrade(session_id, exc)
         current = now()
-        if record.expires is not None and record.expires <= current and self._expiry_enforced:
+        if record.expires is not None and record.expires <= current and expiry_enforced(s):
             return self._start_new(InvalidSession_PayloadTimeout(session_id))
-        if self._lifetime_left(record, current) <= 0:
+        if lifetime_left(s, record, current) <= 0:
             return self._retire(key, session_id, record.created)
         if lapsed(record.data, current):
             log_id = self._factory.log_id(session_id)
             return self._start_new(UserBindingExpired(f"session {log_id}: user binding lapsed"))
-        self._normalize(record)
+        normalize(s, record)
         state = SessionState(record, raw, plain)
         self._state, self._session_id, self._phase = state, session_id, Phase.LOADED
         self._pending.resign = needs_resigning(self._factory.codec, raw)
-        self._schedule_refresh(state, current)
+        refresh = plan_refresh(s, record, current)
+        self._pending.refresh_due = refresh.due
+        if refresh.expires is not None:
+            state.touch_meta(expires=refresh.expires)
         return state
 
     def _tampered(self, session_id: str, exc: Exception) -> str:
         return f"session {self._factory.log_id(session_id)}: {exc}; not loaded"
-
-    def _lifetime_left(self, record: SessionRecord, current: int) -> float:
-        """Seconds until ``max_lifetime`` ends this session (infinity without one)."""
-        lifetime = self._settings.max_lifetime
-        return math.inf if lifetime is None else record.created + lifetime - current
 
     def _retire(self, key: str, session_id: str, created: int) -> SessionState:
         """A session past ``max_lifetime``: delete it, report it, start a fresh one."""
@@ -258,46 +253,6 @@ class RedisSession:
 
     def _log_id(self) -> str:
         return self._factory.log_id(self._session_id or self._cookie_id)
-
-    @property
-    def _expiry_enforced(self) -> bool:
-        """A payload's expiry time counts (with no timeout, one set explicitly does too)."""
-        return self._settings.payload_expiry or self._settings.timeout is None
-
-    def _normalize(self, record: SessionRecord) -> None:
-        """Bring a loaded record to what these settings store.
-
-        The safe codec stores ``timeout`` only when it differs from the factory's, and an
-        expiry only when the payload tracks one; 1.8's layout always carries both.
-        """
-        s = self._settings
-        if s.legacy_layout:
-            record.timeout = record.timeout or s.timeout
-        elif record.timeout == s.timeout:
-            record.timeout = None
-        if not self._expiry_enforced:
-            record.expires = None
-
-    def _schedule_refresh(self, state: SessionState, current: int) -> None:
-        """Decide at load time whether this request must refresh the expiry."""
-        s = self._settings
-        timeout = self.timeout
-        if timeout is None or not (s.redis_ttl or s.payload_expiry):
-            return  # no expiry at all (1.8's pure LRU mode): nothing to refresh
-        if s.refresh_on_read:  # GETEX used the default timeout; fix a per-session one,
-            # or one that reaches past max_lifetime (capped by _write_ttl)
-            self._pending.refresh_due = (
-                timeout != s.timeout or self._lifetime_left(state.record, current) < timeout
-            )
-            if s.payload_expiry and _remaining(state, current) < timeout // 2:
-                # 1.8's layout: keep ``x`` ahead for 1.8 readers, rewriting at most
-                # once per half timeout (1.8 itself rewrote on every read).
-                state.touch_meta(expires=current + timeout)
-            return
-        trigger = s.timeout_trigger
-        remaining = _remaining(state, current)
-        if remaining <= trigger if trigger is not None else remaining < timeout:
-            state.touch_meta(expires=current + timeout)
 
     def _degrade(self, session_id: str, exc: SessionBackendError) -> SessionState:
         """Serve an empty session that is never stored and leaves the cookie alone."""
@@ -439,10 +394,7 @@ class RedisSession:
     def _capped(self, ttl: int | None) -> int | None:
         """``ttl``, never reaching past the session's ``max_lifetime``."""
         state = self._state
-        if state is None or self._settings.max_lifetime is None:
-            return ttl
-        left = max(1, int(self._lifetime_left(state.record, now())))
-        return left if ttl is None else min(ttl, left)
+        return capped_ttl(self._settings, None if state is None else state.record, ttl, now())
 
     def _create(self, state: SessionState) -> None:
         factory, pending = self._factory, self._pending
@@ -631,107 +583,6 @@ class RedisSession:
         if entry is not None:
             remove(self._store(), self._factory.user_index(entry.userid), entry.key)
 
-    # dict API: reads
-    def __getitem__(self, key: str) -> Any:
-        state = self._st
-        return state.expose(key, state.data[key])
-
-    def get(self, key: str, default: Any = None) -> Any:
-        state = self._st
-        value = state.data.get(key, _MISSING)
-        return default if value is _MISSING else state.expose(key, value)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._st.data
-
-    def has_key(self, key: str) -> bool:
-        return key in self._st.data
-
-    def __len__(self) -> int:
-        return len(self._st.data)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._st.data)
-
-    def keys(self) -> KeysView[str]:
-        return self._st.data.keys()
-
-    def iterkeys(self) -> Iterator[str]:
-        return iter(self.keys())
-
-    def itervalues(self) -> Iterator[Any]:
-        return iter(self.values())
-
-    def iteritems(self) -> Iterator[tuple[str, Any]]:
-        return iter(self.items())
-
-    def values(self) -> ValuesView[Any]:
-        state = self._st
-        state.expose_all()
-        return state.data.values()
-
-    def items(self) -> ItemsView[str, Any]:
-        state = self._st
-        state.expose_all()
-        return state.data.items()
-
-    # dict API: writes
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._st.assign(key, value)
-
-    def __delitem__(self, key: str) -> None:
-        self._st.remove(key)
-
-    def setdefault(self, key: str, default: Any = None) -> Any:
-        state = self._st
-        if key not in state.data:
-            state.assign(key, default)
-        return state.expose(key, state.data[key])
-
-    def pop(self, key: str, *default: Any) -> Any:
-        state = self._st
-        if key in state.data:
-            value = state.data[key]
-            state.remove(key)
-            return value
-        if default:
-            return default[0]
-        raise KeyError(key)
-
-    def popitem(self) -> tuple[str, Any]:
-        state = self._st
-        if not state.data:
-            raise KeyError("popitem(): session is empty")
-        key = next(reversed(state.data))
-        return key, self.pop(key)
-
-    def update(self, other: Any = (), /, **kwargs: Any) -> None:
-        state = self._st
-        for key, value in dict(other, **kwargs).items():
-            state.assign(key, value)
-
-    def clear(self) -> None:
-        state = self._st
-        for key in list(state.data):
-            state.remove(key)
-
-    def incr(self, key: str, amount: int | float = 1) -> Any:
-        """Add ``amount`` to a counter; concurrent increments are never lost."""
-        return self._st.incr(key, amount)
-
-    # flash messages and CSRF (same keys as Pyramid's own sessions)
-    def flash(self, msg: Any, queue: str = "", allow_duplicate: bool = True) -> None:
-        state, key = self._st, FLASH_PREFIX + queue
-        messages = list(state.data.get(key, ()))
-        if allow_duplicate or msg not in messages:
-            state.assign(key, [*messages, msg])
-
-    def peek_flash(self, queue: str = "") -> list[Any]:
-        return list(self._st.data.get(FLASH_PREFIX + queue, ()))
-
-    def pop_flash(self, queue: str = "") -> list[Any]:
-        return list(self.pop(FLASH_PREFIX + queue, ()))
-
     def regenerate_id(self) -> None:
         """Give the session a new id, keeping its data: call it on login and on any
         change of privilege (session fixation).
@@ -754,15 +605,6 @@ class RedisSession:
         assert self._moving_from is not None
         self._session_id = self._id_and_key_near(self._moving_from)[0]
 
-    def new_csrf_token(self) -> str:
-        token = secrets.token_hex(32)
-        self[CSRF_KEY] = token
-        return token
-
-    def get_csrf_token(self) -> str:
-        token = self.get(CSRF_KEY)
-        return token if isinstance(token, str) else self.new_csrf_token()
-
     # -- 1.8 extras -------------------------------------------------------------------
     @property
     def session_id(self) -> str | None:
@@ -783,17 +625,9 @@ class RedisSession:
         return self.ensure_id() if self._st.data else None
 
     @property
-    def managed_dict(self) -> dict[str, Any]:
-        """The raw data dict; any change to it is detected at the end of the request."""
-        state = self._st
-        state.expose_all()
-        state.forced = True
-        return state.data
-
-    @property
     def timeout(self) -> int | None:
         """This session's sliding timeout in seconds (None: no timeout)."""
-        return self._st.record.timeout or self._settings.timeout
+        return session_timeout(self._settings, self._st.record)
 
     @property
     def expires(self) -> int | None:
@@ -815,7 +649,7 @@ class RedisSession:
     def adjust_session_expires(self, expires_epoch: int) -> None:
         """Make the session expire at ``expires_epoch`` (until activity slides it again)."""
         state = self._st
-        if self._expiry_enforced:
+        if expiry_enforced(self._settings):
             state.touch_meta(expires=int(expires_epoch))
         if self._settings.redis_ttl:
             self._pending.ttl_override = max(1, int(expires_epoch) - now())

@@ -70,6 +70,12 @@ class SessionSettings:
     redis_encoding: str = "utf-8"
     redis_encoding_errors: str = "strict"
     redis_unix_socket_path: str | None = None
+    # TLS: ``rediss://`` URLs or ``redis_ssl``; passed to redis-py's SSLConnection.
+    redis_ssl: bool = False
+    redis_ssl_ca_certs: str | None = None
+    redis_ssl_certfile: str | None = None
+    redis_ssl_keyfile: str | None = None
+    redis_ssl_cert_reqs: str | None = None  # "required" (redis-py's default), "optional", "none"
     serialize: Callable[[Any], bytes] | None = None
     deserialize: Callable[[bytes], Any] | None = None
     id_generator: Callable[[], str] | None = None
@@ -413,6 +419,11 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "redis_encoding": _STR,
     "redis_encoding_errors": _STR,
     "redis_unix_socket_path": _STR,
+    "redis_ssl": _BOOL,
+    "redis_ssl_ca_certs": _STR,
+    "redis_ssl_certfile": _STR,
+    "redis_ssl_keyfile": _STR,
+    "redis_ssl_cert_reqs": str,  # "none" is one of its values, not a missing one
     "prefix": _STR,
     "set_redis_ttl": _BOOL,
     "set_redis_ttl_readheavy": _BOOL,
