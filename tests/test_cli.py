@@ -24,6 +24,7 @@ from redis.cluster import RedisCluster
 from demo.throwaway_redis import free_port
 from pyramid_session_redis import RedisSessionFactory
 from pyramid_session_redis.cli import commands, main
+from pyramid_session_redis.cli.stats import SessionStats, encoding_of
 from pyramid_session_redis.codec import SessionRecord
 from pyramid_session_redis.integrity import codec_for_key
 from tests.app import SECRET, make_app
@@ -90,6 +91,45 @@ def populated(redis_url: str, redis_client: redis.Redis) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- stats
+
+
+@pytest.mark.parametrize(
+    ("size", "ttl", "size_label", "ttl_label"),
+    [
+        (0, 0, "< 256 B", "< 1 min"),
+        (255, 59, "< 256 B", "< 1 min"),
+        (256, 60, "256 B - 1 KiB", "1 min - 10 min"),
+        (1023, 599, "256 B - 1 KiB", "1 min - 10 min"),
+        (1024, 600, "1 KiB - 4 KiB", "10 min - 1 h"),
+        (16383, 3600, "4 KiB - 16 KiB", "1 h - 1 d"),
+        (65535, 86399, "16 KiB - 64 KiB", "1 h - 1 d"),
+        (65536, 86400, ">= 64 KiB", ">= 1 d"),
+        (10, -1, "< 256 B", "no TTL"),
+    ],
+)
+def test_histogram_buckets(size: int, ttl: int, size_label: str, ttl_label: str) -> None:
+    summary = SessionStats()
+    summary.add(size, ttl, b"\x01")
+    assert summary.sizes == {size_label: 1} and summary.ttls == {ttl_label: 1}
+    assert summary.without_ttl == (ttl < 0)
+
+
+@pytest.mark.parametrize(
+    ("head", "encoding"),
+    [
+        (b"\x01\x00", "safe codec, uncompressed"),
+        (b"\x02", "safe codec, zlib"),
+        (b"\x03", "safe codec, zstd"),
+        (b"\x80\x05", "pickle (1.8's default)"),
+        (b'{"m"', "JSON"),
+        (b"hello", "other"),
+        (b"", "other"),
+        (b"\xff\x01" + bytes(32) + b"\x03", "signed, safe codec, zstd"),
+        (b"\xff\x01", "signed"),
+    ],
+)
+def test_encoding_of_the_first_bytes(head: bytes, encoding: str) -> None:
+    assert encoding_of(head) == encoding
 
 
 def test_stats_counts_sizes_ttls_and_encodings(

@@ -1,4 +1,4 @@
-"""The tool's commands: ``stats``, ``show``, ``revoke``, ``purge-expired``.
+"""The tool's commands: ``stats``, ``show``, ``revoke``, ``revoke-user``, ``purge-expired``.
 
 Each takes the :class:`~.target.Target` and the parsed arguments, prints its report on
 stdout and returns the exit code.
