@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import venv
@@ -81,7 +82,14 @@ def cmd_lint(args: list[str]) -> int:
 
 def cmd_demo(args: list[str]) -> int:
     ensure_venv()
-    return run(PYTHON, "-m", "demo", *args)
+    # Ctrl-C reaches the demo as well (same process group): it stops its throwaway Redis
+    # and exits, and this process waits for that instead of killing it. (A handler, not
+    # SIG_IGN, which the demo would inherit.)
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: None)
+    try:
+        return run(PYTHON, "-m", "demo", *args)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def cmd_bench(args: list[str]) -> int:

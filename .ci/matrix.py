@@ -33,6 +33,7 @@ ENVIRONMENTS: dict[str, tuple[str, list[str]]] = {
             "webob==1.8.7",
             "zstandard==0.22.0",
             "zope.interface==5.4.0",
+            "tqdm==4.66.0",
         ],
     ),
     "newest": ("3.13", []),
