@@ -10,12 +10,14 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from pyramid.interfaces import ISession
 from zope.interface import implementer
 
 from .codec import DecodeError, LegacyPayloadError, SessionRecord
+from .events import CountingStore, EventKind, SessionEvent, emit
 from .exceptions import (
     BackendUnavailable,
     CookieInvalid,
@@ -74,6 +76,12 @@ if TYPE_CHECKING:
     from .factory import SessionFactory
 
 log = logging.getLogger("pyramid_session_redis")
+SAVE_EVENTS = {
+    Write.CREATE: EventKind.CREATE,
+    Write.WRITE: EventKind.WRITE,
+    Write.REFRESH: EventKind.REFRESH,
+    Write.DELETE: EventKind.DELETE,
+}
 
 
 class Phase(enum.Enum):
@@ -130,6 +138,7 @@ class RedisSession(SessionDict):
         self._pending = Pending()
         self._lock: str | None = None  # persistence = lock: our token, while held
         self._locked_key: str | None = None
+        self._listeners = self._settings.event_listeners
         self._callbacks = False
         self._response: Response | None = None
         self._cookie_max_age = self._settings.cookie_max_age
@@ -148,8 +157,34 @@ class RedisSession(SessionDict):
 
     def _store(self) -> SessionStore:
         if self._storage is None:
-            self._storage = self._factory.store_for(self.request)
+            store = self._factory.store_for(self.request)
+            self._storage = CountingStore(store) if self._listeners else store
         return self._storage
+
+    # -- events (events.py): nothing is measured or built without a listener ---------
+    def _round_trips(self) -> int:
+        store = self._storage
+        return store.calls if isinstance(store, CountingStore) else 0
+
+    def _mark(self) -> tuple[float, int] | None:
+        """Where a step starts (time, round trips so far); None without listeners."""
+        return (time.perf_counter(), self._round_trips()) if self._listeners else None
+
+    def _emit(
+        self, kind: EventKind, mark: tuple[float, int] | None, size: int = 0, **detail: Any
+    ) -> None:
+        if mark is None:
+            return
+        started, trips = mark
+        duration, trips = time.perf_counter() - started, self._round_trips() - trips
+        event = SessionEvent(kind, self._log_id(), duration, trips, size, detail)
+        emit(self._listeners, event)
+
+    def _emit_error(self, mark: tuple[float, int] | None, exc: Exception, during: str) -> None:
+        if isinstance(exc, SessionWriteConflict):
+            self._emit(EventKind.CONFLICT, mark, keys=",".join(exc.keys), raised=True)
+        else:
+            self._emit(EventKind.BACKEND_ERROR, mark, error=type(exc).__name__, during=during)
 
     def _writer(self) -> SessionWriter:
         return SessionWriter(self._store(), self._factory.codec, self._settings, self._conflicted)
@@ -159,11 +194,26 @@ class RedisSession(SessionDict):
         log_id = self._factory.log_id(self._session_id)
         names = ", ".join(repr(key) for key in keys)
         log.warning("session %s: concurrent changes to %s; this request's kept", log_id, names)
+        if self._listeners:
+            self._emit(EventKind.CONFLICT, self._mark(), keys=",".join(keys))
         logger = self._settings.func_conflict_logger
         if logger is not None:
             logger(self.request, SessionWriteConflict(f"session {log_id}: {names}", keys))
 
     def _load(self) -> SessionState:
+        mark = self._mark()
+        try:
+            state = self._read()
+        except (SessionBackendError, RawDeserializationError) as exc:
+            self._emit_error(mark, exc, "load")
+            raise
+        if mark is not None:
+            found = self._phase is Phase.LOADED
+            self._emit(EventKind.LOAD, mark, len(state.loaded or b""), found=found)
+        return state
+
+    def _read(self) -> SessionState:
+        """Read the cookie's session (or start a fresh one); see ``_load``."""
         self._register_callbacks()
         session_id = self._cookie_id
         if session_id is None:
@@ -230,8 +280,15 @@ class RedisSession(SessionDict):
 
     def _load_locked(self, key: str, ttl: int | None) -> bytes | None:
         """Wait for the session's lock and load; the lock is held until the end."""
-        s = self._settings
-        lock, raw = acquire_and_load(self._store(), key, s.lock_lease_ms, s.lock_wait, ttl)
+        s, mark = self._settings, self._mark()
+        try:
+            lock, raw = acquire_and_load(self._store(), key, s.lock_lease_ms, s.lock_wait, ttl)
+        except SessionLockTimeout as exc:
+            self._emit(EventKind.LOCK_WAIT, mark, attempts=exc.attempts, acquired=False)
+            raise
+        if mark is not None and self._round_trips() - mark[1] > 1:
+            attempts = self._round_trips() - mark[1]
+            self._emit(EventKind.LOCK_WAIT, mark, attempts=attempts, acquired=True)
         if lock is not None:
             self._lock, self._locked_key = lock, key
         return raw
@@ -279,6 +336,8 @@ class RedisSession(SessionDict):
         return state
 
     def _report(self, problem: InvalidSession) -> None:
+        if self._listeners:
+            self._emit(EventKind.INVALID, self._mark(), reason=type(problem).__name__)
         logger = self._settings.func_invalid_logger
         if logger is not None:
             logger(self.request, problem)
@@ -320,13 +379,16 @@ class RedisSession(SessionDict):
 
     def _on_finished(self, request: Request) -> None:
         """Save the session; a failure is logged and re-raised after the other callbacks."""
-        state = self._state
+        state, mark = self._state, self._mark()
         try:
             if state is not None and self._phase is not Phase.DEGRADED:
                 index = self._index_update(state)
-                self._finish(state)
+                action = self._finish(state)
                 self._index_saved(index, state)
+                if mark is not None and action is not Write.NOTHING:
+                    self._emit(SAVE_EVENTS[action], mark, len(state.loaded or b""))
         except (SessionBackendError, SessionWriteConflict) as exc:
+            self._emit_error(mark, exc, "save")
             log.error("session %s: not saved: %s", self._factory.log_id(self._session_id), exc)
             if self._pending.cookie_sent and self._response is not None:
                 # The data never reached Redis: take back the cookie that points to it.
@@ -339,7 +401,8 @@ class RedisSession(SessionDict):
             self._release_lock()
             self.request = None  # no request <-> session cycle once the request is over
 
-    def _finish(self, state: SessionState) -> None:
+    def _finish(self, state: SessionState) -> Write:
+        """Send the request's one storage command; return which it was (a move: WRITE)."""
         s, pending, stored = self._settings, self._pending, self._stored
         if self._moving_from is not None and not pending.cookie_sent:
             # No cookie with the new id reached this response (the view raised with
@@ -362,7 +425,8 @@ class RedisSession(SessionDict):
         )
         if self._moving_from is not None and action is not Write.DELETE:
             self._move(state, plain)
-        elif action is Write.CREATE:
+            return Write.WRITE
+        if action is Write.CREATE:
             self._create(state)
         elif action is Write.WRITE:
             assert plain is not None
@@ -374,6 +438,7 @@ class RedisSession(SessionDict):
             self._moving_from = None  # emptied: deleted, not moved
             saved = self._writer().delete_emptied(state, key, self._write_ttl(), self._take_lock())
             self._saved(saved)
+        return action
 
     def _assign_id(self) -> str:
         self._session_id = self._factory.new_id()
@@ -490,6 +555,7 @@ class RedisSession(SessionDict):
         else:
             session_id, stored = self._moving_from or self._session_id, self._stored
         self._moving_from = None
+        mark = self._mark()
         if stored and session_id:
             key, lock = self._factory.key(session_id), self._take_lock()
             if lock is not None:
@@ -497,6 +563,7 @@ class RedisSession(SessionDict):
             else:
                 self._store().delete(key)
             self._unindex(key)
+            self._emit(EventKind.DELETE, mark, invalidated=True)
         self._pending = Pending(invalidated=True)
         self._start_new(None)
 

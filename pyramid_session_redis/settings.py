@@ -104,6 +104,7 @@ class SessionSettings:
     sign_payloads: bool = False
     unsigned_payloads: str = "resign"
     user_index_lifetime: int = DEFAULT_USER_INDEX_LIFETIME
+    event_listeners: tuple[Callable[[Any], Any], ...] = ()
 
     # -- derived modes (properties: computed from the fields, never stored) --
     @property
@@ -180,6 +181,11 @@ def build_settings(secret: str | bytes | None = None, **options: Any) -> Session
     for name in _ZERO_MEANS_NONE:
         if options.get(name) == 0:
             options[name] = None
+    listeners = options.get("event_listeners")
+    if listeners is not None and not isinstance(listeners, tuple):
+        if not callable(listeners) and not isinstance(listeners, (list, set, frozenset)):
+            _fail("`event_listeners` must be a sequence of callables", "event_listeners")
+        options["event_listeners"] = (listeners,) if callable(listeners) else tuple(listeners)
     for name in ("set_redis_ttl_readheavy", "deserialized_fails_new"):
         if options.get(name) is None and name in options:
             options[name] = False
@@ -243,6 +249,8 @@ def _validate(s: SessionSettings) -> None:
         if value is not None and (not isinstance(value, int) or value < 0):
             _fail(f"`{name}` must be a whole number of seconds >= 0, got {value!r}", name)
     _validate_security(s)
+    if not isinstance(s.event_listeners, tuple) or not all(map(callable, s.event_listeners)):
+        _fail("`event_listeners` must be a sequence of callables", "event_listeners")
     for name in _CALLABLES:
         value = getattr(s, name)
         if value is not None and not callable(value):
@@ -389,6 +397,16 @@ def _dotted(resolver: DottedNameResolver) -> Callable[[Any], Any]:
     return _none_or(resolver.maybe_resolve)
 
 
+def _dotted_list(resolver: DottedNameResolver) -> Callable[[Any], Any]:
+    """Whitespace-separated dotted names (or a sequence of objects) -> a tuple."""
+
+    def converter(value: Any) -> tuple[Any, ...]:
+        names = value.split() if isinstance(value, str) else value
+        return tuple(resolver.maybe_resolve(name) for name in names)
+
+    return converter
+
+
 _BOOL = _none_or(_strict_bool)
 _INT = _none_or(int)
 _FLOAT = _none_or(float)
@@ -479,6 +497,7 @@ def parse_ini_settings(
     resolver = resolver or DottedNameResolver()
     converters = dict(_CONVERTERS)
     converters.update(dict.fromkeys(_DOTTED, _dotted(resolver)))
+    converters["event_listeners"] = _dotted_list(resolver)
     options: dict[str, Any] = {}
     for key, raw in settings.items():
         name = option_name(key)
