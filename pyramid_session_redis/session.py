@@ -92,6 +92,7 @@ class RedisSession:
         factory: SessionFactory,
         cookie_id: str | None,
         cookie_problem: InvalidSession | None,
+        stale_cookie: bool = False,
     ) -> None:
         self.request: Request | None = request  # dropped at the end of the request
         self._factory = factory
@@ -103,7 +104,8 @@ class RedisSession:
         self._state: SessionState | None = None
         self._storage: SessionStore | None = None
         self._session_id: str | None = None
-        self._pending = Pending()
+        # A cookie signed with an older secret is re-sent, signed with the current one.
+        self._pending = Pending(recookie=stale_cookie)
         self._lock: str | None = None  # persistence = lock: our token, while held
         self._locked_key: str | None = None
         self._callbacks = False
@@ -137,7 +139,10 @@ class RedisSession:
         log.warning("session %s: concurrent changes to %s; this request's kept", log_id, names)
         logger = self._settings.func_conflict_logger
         if logger is not None:
-            logger(self.request, SessionWriteConflict(f"session {log_id}: {names}", keys))
+            conflict = SessionWriteConflict(
+                f"session {log_id}: {names}", keys, session_id=self._session_id
+            )
+            logger(self.request, conflict)
 
     def _load(self) -> SessionState:
         self._register_callbacks()
@@ -150,7 +155,7 @@ class RedisSession:
         try:
             raw = self._load_locked(key, ttl) if s.lock_mode else self._store().load(key, ttl)
             if raw is None:
-                return self._start_new(InvalidSession_NotInBackend(session_id))
+                return self._start_new(self._invalid(InvalidSession_NotInBackend, session_id))
             plain = self._factory.codec.unpack(raw)
             record = self._factory.codec.decode_plain(plain)
         except LegacyPayloadError as exc:
@@ -163,7 +168,7 @@ class RedisSession:
             return self._degrade(session_id, exc)
         current = now()
         if record.expires is not None and record.expires <= current and self._expiry_enforced:
-            return self._start_new(InvalidSession_PayloadTimeout(session_id))
+            return self._start_new(self._invalid(InvalidSession_PayloadTimeout, session_id))
         self._normalize(record)
         state = SessionState(record, raw, plain)
         self._state, self._session_id, self._phase = state, session_id, Phase.LOADED
@@ -256,6 +261,10 @@ class RedisSession:
         state = SessionState(SessionRecord({}, current, timeout, expires))
         self._state, self._session_id, self._phase = state, None, Phase.NEW
         return state
+
+    def _invalid(self, kind: type[InvalidSession], session_id: str | None) -> InvalidSession:
+        """A report about ``session_id`` whose message shows only its keyed hash."""
+        return kind(session_id=session_id, log_id=self._factory.log_id(session_id))
 
     def _report(self, problem: InvalidSession) -> None:
         logger = self._settings.func_invalid_logger
@@ -381,7 +390,7 @@ class RedisSession:
 
     def _gone(self) -> None:
         """The session was deleted under us: drop the write, never recreate it."""
-        self._report(SessionGone(self._session_id))
+        self._report(self._invalid(SessionGone, self._session_id))
         response = self._response
         if response is not None and self._factory.cookie.allowed(response):
             self._factory.cookie.expire(response)
