@@ -10,12 +10,15 @@ from typing import Any
 import pytest
 import webtest
 from pyramid.config import Configurator
+from pyramid.interfaces import ISessionFactory
 from pyramid.request import Request
 
+from pyramid_session_redis.cookie import make_signer
 from pyramid_session_redis.exceptions import SessionBackendError
 from pyramid_session_redis.settings import OPTION_NAMES
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
+HTTPS = {"wsgi.url_scheme": "https", "HTTP_HOST": "localhost:443"}
 
 
 def blocks(language: str) -> list[str]:
@@ -50,12 +53,41 @@ def test_ini_examples_build_a_working_app(block: str, redis_url: str) -> None:
     settings = dict(parser["app:main"])
     includes = settings.pop("pyramid.includes")
     settings["redis.sessions.redis_url"] = redis_url
-    settings["redis.sessions.cookie_secure"] = "false"  # webtest speaks plain http
     with Configurator(settings=settings) as config:
         config.include(includes)
         app = serve(config)
+    app.extra_environ = HTTPS  # Secure cookies go back over https only
     assert app.get("/count").text == "1"
     assert app.get("/count").text == "2"
+
+
+def test_the_production_block_sets_a_host_cookie_and_rotates_secrets(redis_url: str) -> None:
+    block = README[README.index("## Security") :].split("```ini\n", 1)[1].split("```", 1)[0]
+    parser = configparser.ConfigParser()
+    parser.read_string(block)
+    settings = dict(parser["app:main"])
+    settings["redis.sessions.redis_url"] = redis_url
+    with Configurator(settings=settings) as config:
+        config.include(settings.pop("pyramid.includes"))
+        app = serve(config)
+        factory = config.registry.queryUtility(ISessionFactory)
+    app.extra_environ = HTTPS
+    current, previous = factory.settings.secrets
+    response = app.get("/count")
+    header = response.headers["Set-Cookie"]
+    assert header.startswith("__Host-session=") and "Domain" not in header
+    for attribute in ("Path=/", "secure", "HttpOnly", "SameSite=lax"):
+        assert attribute in header
+    assert response.headers["Cache-Control"] == 'no-cache="Set-Cookie"'
+    # A cookie signed with the previous secret is accepted and re-signed.
+    value = make_signer(current).loads(header.split(";")[0].split("=", 1)[1].encode())
+    old = "__Host-session=" + make_signer(previous).dumps(value).decode()
+    app.reset()
+    resent = app.get("/count", headers={"Cookie": old})
+    assert resent.text == "2"
+    assert resent.headers["Set-Cookie"].startswith(
+        f"__Host-session={make_signer(current).dumps(value).decode()};"
+    )
 
 
 @pytest.mark.parametrize("block", blocks("python"))
