@@ -7,7 +7,6 @@ issued by the older library stay valid after the switch.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hmac
 import re
@@ -48,20 +47,28 @@ def _hmac_key(text: str) -> bytes:
         return text.encode("utf-8")
 
 
+# URL-safe base64 through binascii directly (what ``base64.urlsafe_b64*`` wrap, slower).
+_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+_TO_URL_SAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def _encode(signed: bytes) -> bytes:
-    return base64.urlsafe_b64encode(signed).rstrip(b"=")
+    """Unpadded URL-safe base64."""
+    return binascii.b2a_base64(signed, newline=False).translate(_TO_URL_SAFE).rstrip(b"=")
 
 
 def _decode(bstruct: bytes) -> bytes:
     """The bytes of an unpadded URL-safe base64 value in its canonical form only.
 
-    Python's decoder also accepts padding, ``+`` and ``/``, characters it skips and
+    The decoder also accepts padding, ``+`` and ``/``, characters it skips and
     non-zero unused bits, all of which would give one id many cookie values: those
     are refused (ValueError), as is anything else that is not base64.
     """
+    if not isinstance(bstruct, bytes):
+        raise ValueError(f"a cookie value is bytes, not {type(bstruct).__name__}")
     try:
-        signed = base64.urlsafe_b64decode(bstruct + b"=" * (-len(bstruct) % 4))
-    except (binascii.Error, TypeError) as exc:
+        signed = binascii.a2b_base64(bstruct.translate(_TO_STANDARD) + b"=" * (-len(bstruct) % 4))
+    except binascii.Error as exc:
         raise ValueError(f"badly formed base64: {exc}") from exc
     if _encode(signed) != bstruct:
         raise ValueError("not the canonical base64 form of its bytes")
