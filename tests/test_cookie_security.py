@@ -250,6 +250,16 @@ def test_cookie_options_from_ini() -> None:
 # --------------------------------------------------------------------------- canonical values
 
 
+class Text:
+    """The identity serializer under WebOb's signer (1.8 signed the id as it is)."""
+
+    def dumps(self, s: str) -> bytes:
+        return s.encode()
+
+    def loads(self, b: bytes) -> str:
+        return b.decode()
+
+
 def canonical_variants(value: bytes) -> dict[str, bytes]:
     """Values Python's base64 decoder reads as the same bytes as ``value``."""
     decoded = base64.urlsafe_b64decode(value + b"=" * (-len(value) % 4))
@@ -323,16 +333,17 @@ def test_a_non_canonical_cookie_gives_a_fresh_session(
     assert canonical.json == {"k": 1}
 
 
+@pytest.mark.parametrize(
+    "variant", ["padded", "junk after padding", "standard alphabet", "unused bits set"]
+)
+def test_webobs_signer_accepted_the_variants_refused_here(variant: str) -> None:
+    """What 1.8 accepted (through WebOb's SignedSerializer): the README's difference."""
+    older = SignedSerializer(SECRET, "pyramid_session_redis.", "sha512", serializer=Text())
+    assert older.loads(VARIANTS[variant]) == older.loads(SIGNED) == SESSION_ID
+
+
 def test_cookies_of_version_1_8_are_canonical() -> None:
     """WebOb's SignedSerializer (what 1.8 used) writes the canonical form: all verify."""
-
-    class Text:
-        def dumps(self, s: str) -> bytes:
-            return s.encode()
-
-        def loads(self, b: bytes) -> str:
-            return b.decode()
-
     older = SignedSerializer(SECRET, "pyramid_session_redis.", "sha512", serializer=Text())
     ours = make_signer(SECRET)
     for n in range(300):
