@@ -8,6 +8,7 @@ only by the library.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import sys
 from pathlib import Path
@@ -21,11 +22,16 @@ from tests.legacy.environment import (
 
 ENV_DIR = REPO_ROOT / ".cache" / f"bench-legacy-{LEGACY_VERSION}"
 SHARED_DEPENDENCIES = ("redis", "pyramid", "WebOb", "waitress")
+# redis-py's optional C parser: the legacy side gets it when ours has it (both gain).
+OPTIONAL_SHARED = ("hiredis",)
 
 
 def requirements() -> list[str]:
     """What the legacy environment gets: 1.8.1 plus our versions of the shared deps."""
     pins = [f"{name}=={importlib.metadata.version(name)}" for name in SHARED_DEPENDENCIES]
+    for name in OPTIONAL_SHARED:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            pins.append(f"{name}=={importlib.metadata.version(name)}")
     return [f"pyramid_session_redis=={LEGACY_VERSION}", *pins]
 
 

@@ -35,8 +35,8 @@ floor). The first batch of a workload seeds its session (the cookie is kept)
 and warms up; each batch is bounded by ``requests`` and by ``budget_s``.
 
 Round trips are counted client-side: every ``Connection.send_packed_command``
-is one (a pipeline sends all its commands in one call), and so is every round trip
-of our ``DirectChannel``. Commands are counted
+is one (a pipeline sends all its commands in one call; our ``DirectChannel`` sends
+each round trip in one call too). Commands are counted
 server-side (``INFO commandstats`` through the tests' ``CommandCounter``).
 
 ``serve`` reads one setup object and serves the app with waitress (threads=4) on
@@ -79,9 +79,8 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 class RoundTrips:
     """Counts round trips: redis-py sends each command, or each pipeline, in one call.
 
-    Ours sends its own commands on its own connections (``DirectChannel``): one
-    ``_on_connection`` call is one round trip; the connection handshake, done by
-    redis-py, is counted through redis-py.
+    Ours sends on its own connections (``DirectChannel``) through the same
+    ``send_packed_command``, one call per round trip.
     """
 
     count = 0
@@ -95,17 +94,6 @@ class RoundTrips:
             return original(self, command, check_health)
 
         redis.connection.Connection.send_packed_command = counting  # type: ignore[method-assign]
-        try:
-            from pyramid_session_redis.channel import DirectChannel  # ours only
-        except ImportError:
-            return
-        direct: Callable[..., Any] = DirectChannel._on_connection
-
-        def counting_direct(self: Any, connection: Any, commands: Any) -> Any:
-            cls.count += 1
-            return direct(self, connection, commands)
-
-        DirectChannel._on_connection = counting_direct  # type: ignore[method-assign]
 
 
 # --- the application ------------------------------------------------------------------------

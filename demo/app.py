@@ -39,7 +39,6 @@ from pyramid_session_redis.exceptions import SessionBackendError
 INI_PATH = Path(__file__).resolve().with_name("demo.ini")
 REDIS_URL_SETTING = "redis.sessions.redis_url"
 CACHE_CONTROL = "public, max-age=60"
-KEPT_AT_LOGIN = ("visits",)  # what survives the session id change at login
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -136,9 +135,7 @@ def login(request: Request) -> Response:
         name = request.POST.get("name", "").strip()
         if name:
             session = request.session
-            kept = {key: session[key] for key in KEPT_AT_LOGIN if key in session}
-            session.invalidate()  # a new session id at login: no session fixation
-            session.update(kept)
+            session.regenerate_id()  # a new id, the same data: no session fixation
             session["user"] = name
             session.flash(f"Welcome, {name}!")
             return HTTPSeeOther(request.route_path("home"))

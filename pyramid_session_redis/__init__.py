@@ -10,12 +10,17 @@ from __future__ import annotations
 from .cookie import check_response_allow_cookies
 from .factory import RedisSessionFactory, SessionFactory, includeme, session_factory_from_settings
 from .session import RedisSession
+from .users import UserSession, list_user_sessions, revoke_user_session, revoke_user_sessions
 
 __all__ = [
     "RedisSession",
     "RedisSessionFactory",
     "SessionFactory",
+    "UserSession",
     "check_response_allow_cookies",
     "includeme",
+    "list_user_sessions",
+    "revoke_user_session",
+    "revoke_user_sessions",
     "session_factory_from_settings",
 ]

@@ -1,11 +1,13 @@
 """How commands reach Redis: one call per round trip, raw replies.
 
 :class:`DirectChannel` is the fast path for the client the factory builds itself: it
-keeps its own stack of redis-py ``Connection`` objects and talks to them directly.
+keeps its own stack of redis-py connections and speaks through redis-py's public
+per-connection API (``send_packed_command``, ``read_response``).
 redis-py's pool spends more CPU per command than the whole round trip costs on
-loopback (a poll of the socket and observability bookkeeping at every checkout,
-measured in ``benchmarks/``); a session needs none of that, since a connection goes
-back to the stack only after its replies were read in full.
+loopback (observability bookkeeping at every checkout, measured in ``benchmarks/``); a
+session needs none of it, since a connection goes back to the stack only after its
+replies were read in full. Parsing is redis-py's: its C parser when ``hiredis`` is
+installed, RESP3 push messages handed to redis-py's handlers.
 
 :class:`ClientChannel` sends through a redis-py client's ``execute_command``: used for
 a user's ``redis_connection_pool`` or ``redis_client_callable`` (Sentinel, Cluster...),
@@ -15,26 +17,34 @@ whose routing and pooling are theirs to keep.
 from __future__ import annotations
 
 import os
-import socket
 import threading
+import weakref
 from collections import deque
 from collections.abc import Sequence
+from time import monotonic
 from typing import Any, Protocol
 
-from redis.connection import Connection, ConnectionPool, UnixDomainSocketConnection
+from redis.connection import (
+    Connection,
+    ConnectionPool,
+    SSLConnection,
+    UnixDomainSocketConnection,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import ResponseError
 
-from .resp import ReplyReader, pack
+# A connection idle for longer is checked (one poll of its socket) before reuse; a busy
+# one is not: its replies were just read in full, and the poll costs ~5 µs of CPU per
+# command without hiredis (benchmarks/connection.py). A server restart takes longer.
+CHECK_IDLE_AFTER = 0.05
 
 
 class MaxConnectionsError(RedisConnectionError):
     """Every allowed connection is in use (``max_connections``)."""
 
 
-class _NoReply(RedisConnectionError):
-    """The connection failed before any byte of a reply came back: safe to send again."""
+class ProtocolError(RedisConnectionError):
+    """The server sent something no reply can be read from: the connection is dropped."""
 
 
 Command = Sequence[Any]
@@ -67,43 +77,41 @@ class ClientChannel:
 
 
 class DirectChannel:
-    """Commands on connections of our own, made like ``pool``'s; thread-safe.
+    """Commands on connections of our own, made as ``pool`` makes its own; thread-safe.
 
     A connection is checked out for one round trip and pushed back only once its
-    replies were read in full and nothing else arrived; any failure in between closes
-    it. When an idle connection turns out to be dropped (server restart, idle timeout)
-    before any reply came back, the other idle ones are closed too and the commands are
-    sent once more on a new connection; a new connection that fails, a connection lost
-    in the middle of a reply, and any timeout raise at once. At most
-    ``pool.max_connections`` connections are open at a time, as with redis-py.
+    replies were read in full; any failure in between closes it, and the idle ones
+    with it. A connection idle for more than ``CHECK_IDLE_AFTER`` seconds is polled
+    before reuse: one the server closed meanwhile (restart, idle timeout) is replaced,
+    with every other idle one, before a command is sent. A command that reached the
+    server is never sent twice. Replies are never decoded, whatever the pool's
+    ``decode_responses``. At most ``pool.max_connections`` connections are open at a
+    time, as with redis-py; a forked child starts with none.
     """
 
     def __init__(self, pool: Any) -> None:
-        self._connection_class = pool.connection_class
-        self._connection_kwargs = dict(pool.connection_kwargs)
-        self._encoding: str = self._connection_kwargs.get("encoding", "utf-8")
-        self._encoding_errors: str = self._connection_kwargs.get("encoding_errors", "strict")
+        self._pool = pool  # its connection_kwargs are read for each new connection
+        self._encoding: str = pool.connection_kwargs.get("encoding", "utf-8")
+        self._encoding_errors: str = pool.connection_kwargs.get("encoding_errors", "strict")
         self._max_connections: int = pool.max_connections
-        self._idle: deque[Any] = deque()  # append/pop are atomic: no lock needed
+        self._reset()
+        _CHANNELS.add(self)
+
+    def _reset(self) -> None:
+        """No connections and a fresh lock: at start, and in a forked child."""
+        # (connection, when it was released); append/pop are atomic: no lock needed
+        self._idle: deque[tuple[Any, float]] = deque()
         self._open = 0  # connections made and not discarded; counted under the lock
         self._lock = threading.Lock()
-        self._pid = os.getpid()
 
     @staticmethod
     def suits(pool: Any) -> bool:
-        """Whether ``pool`` is a plain redis-py pool this channel can stand in for.
-
-        TCP and unix sockets only: TLS connections stay with redis-py until the test
-        suite can run a TLS server everywhere it runs.
-        """
+        """Whether ``pool`` is a plain redis-py pool this channel can stand in for."""
         return (
             type(pool) is ConnectionPool  # not a Sentinel or a blocking pool
-            and pool.connection_class in (Connection, UnixDomainSocketConnection)
+            and pool.connection_class in (Connection, SSLConnection, UnixDomainSocketConnection)
             and getattr(pool, "cache", None) is None  # no client-side caching
             and isinstance(getattr(pool, "max_connections", None), int)
-            # The socket attribute this channel reads (a private one of redis-py's):
-            # another redis-py that lacks it keeps the redis-py path.
-            and hasattr(pool.connection_class(**pool.connection_kwargs), "_sock")
         )
 
     def execute(self, *args: Any) -> Any:
@@ -113,80 +121,115 @@ class DirectChannel:
         return self._round_trip(commands)
 
     def _round_trip(self, commands: Sequence[Command]) -> list[Any]:
-        connection = self._idle_connection()
-        if connection is None:
-            return self._on_connection(self._new_connection(), commands)
+        packed = pack(commands, self._encoding, self._encoding_errors)
+        connection = self._checkout()
         try:
-            return self._on_connection(connection, commands)
-        except _NoReply:
-            self._close_idle()
-            return self._on_connection(self._new_connection(), commands)
-
-    def _on_connection(self, connection: Any, commands: Sequence[Command]) -> list[Any]:
-        reader: ReplyReader | None = None
-        try:
-            sock = _socket_of(connection)
-            try:
-                sock.sendall(pack(commands, self._encoding, self._encoding_errors))
-            except TimeoutError as exc:
-                raise RedisTimeoutError("Timeout writing to Redis") from exc
-            except OSError as exc:
-                raise _NoReply(f"Error writing to Redis: {exc}") from exc
-            reader = ReplyReader(sock)
-            replies = [reader.read() for _ in commands]
-        except RedisConnectionError as exc:
+            connection.send_packed_command((packed,), check_health=False)
+            replies = [_read_reply(connection) for _ in commands]
+        except RecursionError as exc:  # redis-py's Python parser recurses into arrays
             self._discard(connection)
-            if reader is None or reader.received or isinstance(exc, _NoReply):
-                raise
-            raise _NoReply(str(exc)) from exc
+            raise ProtocolError("Redis sent a reply nested too deeply to read") from exc
+        except RedisConnectionError:
+            self._discard(connection)
+            self._close_idle()  # dropped by a restart, most likely: so are the idle ones
+            raise
         except BaseException:
             self._discard(connection)
             raise
-        if reader.pending:  # unexplained bytes after the replies: do not reuse the stream
-            self._discard(connection)
-        else:
-            self._idle.append(connection)
+        self._idle.append((connection, monotonic()))
         for reply in replies:
-            if isinstance(reply, RedisError):  # an error reply: raised once all were read
+            if isinstance(reply, ResponseError):  # an error reply: raised once all were read
                 raise reply
         return replies
 
-    def _idle_connection(self) -> Any:
-        if self._pid != os.getpid():  # forked: the parent's sockets are not ours
-            with self._lock:
-                self._idle, self._open, self._pid = deque(), 0, os.getpid()
-        try:
-            return self._idle.pop()
-        except IndexError:
-            return None
+    def _checkout(self) -> Any:
+        """An idle connection still open and in step, else a new one."""
+        while True:
+            try:
+                connection, released = self._idle.pop()
+            except IndexError:
+                return self._new_connection()
+            if monotonic() - released < CHECK_IDLE_AFTER:
+                return connection  # busy: its replies were just read in full
+            try:
+                # RESP3 (redis-py 8's default) may hold push messages sent while the
+                # connection was idle: redis-py's parser reads them before the reply.
+                if not connection.can_read() or connection.protocol in (3, "3"):
+                    return connection
+            except RedisConnectionError:  # closed by the server while idle
+                self._discard(connection)
+                self._close_idle()  # a restart dropped them all: do not try each in turn
+                continue
+            self._discard(connection)  # unexplained bytes: the stream is not in step
 
     def _new_connection(self) -> Any:
         with self._lock:
             if self._open >= self._max_connections:
                 raise MaxConnectionsError("Too many connections")
             self._open += 1
-        return self._connection_class(**self._connection_kwargs)
+        try:
+            return self._pool.connection_class(**self._pool.connection_kwargs)
+        except BaseException:
+            self._forget()
+            raise
 
     def _discard(self, connection: Any) -> None:
-        connection.disconnect()
+        try:
+            connection.disconnect()
+        finally:
+            self._forget()
+
+    def _forget(self) -> None:
         with self._lock:
             self._open -= 1
 
     def _close_idle(self) -> None:
         while True:
             try:
-                connection = self._idle.pop()
+                connection, _ = self._idle.pop()
             except IndexError:
                 return
             self._discard(connection)
 
 
-def _socket_of(connection: Any) -> socket.socket:
-    """The connected socket of a redis-py connection (connecting it, with its handshake)."""
-    sock: socket.socket | None = connection._sock
-    if sock is None:
-        connection.connect()
-        sock = connection._sock
-        if sock is None:
-            raise RedisConnectionError("the connection has no socket")
-    return sock
+def pack(commands: Sequence[Command], encoding: str, errors: str) -> bytes:
+    """Commands as RESP arrays of bulk strings: arguments are bytes, str or int.
+
+    What redis-py's packer does for these types, at a fraction of its CPU cost
+    without hiredis (measured in ``benchmarks/connection.py``).
+    """
+    parts: list[bytes] = []
+    for command in commands:
+        parts.append(b"*%d\r\n" % len(command))
+        for arg in command:
+            if isinstance(arg, str):
+                arg = arg.encode(encoding, errors)
+            elif type(arg) is int:
+                arg = b"%d" % arg
+            elif not isinstance(arg, bytes):
+                raise TypeError(f"cannot send a {type(arg).__name__} to Redis")
+            parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+    return b"".join(parts)
+
+
+def _read_reply(connection: Any) -> Any:
+    """One reply, raw bytes; an error reply is returned so the next ones are still read."""
+    try:
+        return connection.read_response(disable_decoding=True)
+    except ResponseError as exc:  # redis-py leaves the connection in step for these
+        return exc
+
+
+# Every channel of this process, so that a forked child can reset them all at once,
+# before any thread of its own runs (a lock held by a parent's thread at fork time
+# would never be released in the child; the parent's sockets are not the child's).
+_CHANNELS: weakref.WeakSet[DirectChannel] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for channel in list(_CHANNELS):
+        channel._reset()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_reset_after_fork)

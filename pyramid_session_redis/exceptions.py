@@ -25,13 +25,19 @@ __all__ = [
     "InvalidSession_Lazycreate",
     "InvalidSession_NoSessionCookie",
     "InvalidSession_NotInBackend",
+    "InvalidSession_PastLifetime",
     "InvalidSession_PayloadLegacy",
+    "InvalidSession_PayloadTampered",
     "InvalidSession_PayloadTimeout",
+    "InvalidSession_PayloadUnsigned",
+    "LifetimeExceeded",
     "NoSessionCookie",
     "NotInBackend",
     "PayloadExpired",
     "PayloadLegacy",
+    "PayloadTampered",
     "PayloadUndecodable",
+    "PayloadUnsigned",
     "RawDeserializationError",
     "SessionBackendError",
     "SessionError",
@@ -39,6 +45,7 @@ __all__ = [
     "SessionLockLost",
     "SessionLockTimeout",
     "SessionWriteConflict",
+    "UserBindingExpired",
 ]
 
 
@@ -116,6 +123,44 @@ class InvalidSession_PayloadTimeout(InvalidSession):
     """The payload's own expiry time has passed."""
 
     reason = "its payload's expiry time has passed"
+
+
+class InvalidSession_PastLifetime(InvalidSession):
+    """The session is older than ``max_lifetime`` (seconds since its creation, whatever
+    the activity); it was deleted and a fresh session replaces it.
+
+    ``created`` is the session's creation time (epoch seconds).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        created: int,
+        *,
+        session_id: str | None = None,
+        log_id: str | None = None,
+    ) -> None:
+        super().__init__(message, session_id=session_id, log_id=log_id)
+        self.created = created
+
+
+class InvalidSession_PayloadTampered(InvalidSession):
+    """``sign_payloads``: the stored value's MAC does not match; it was changed in Redis
+    by someone other than this library (or belongs to another session). Never loaded.
+    """
+
+
+class InvalidSession_PayloadUnsigned(InvalidSession_PayloadTampered):
+    """``sign_payloads`` with ``unsigned_payloads = reject``: the stored value carries
+    no MAC (written before signing was switched on, or by someone else). Never loaded.
+    """
+
+
+class UserBindingExpired(InvalidSession_PayloadTimeout):
+    """The session was bound to a user (``bind_user``) longer ago than
+    ``user_index_lifetime``: the user index no longer covers it, so it is replaced by a
+    fresh session (the user logs in again).
+    """
 
 
 class BackendUnavailable(InvalidSession):
@@ -212,3 +257,6 @@ NotInBackend = InvalidSession_NotInBackend
 PayloadUndecodable = InvalidSession_DeserializationError
 PayloadExpired = InvalidSession_PayloadTimeout
 PayloadLegacy = InvalidSession_PayloadLegacy
+LifetimeExceeded = InvalidSession_PastLifetime
+PayloadTampered = InvalidSession_PayloadTampered
+PayloadUnsigned = InvalidSession_PayloadUnsigned

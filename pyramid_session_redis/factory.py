@@ -11,6 +11,8 @@ from .channel import ClientChannel
 from .codec import Codec, LegacyCodec, SafeCodec
 from .connection import build_channel, client_options, request_client
 from .cookie import SessionCookie
+from .integrity import SigningCodec
+from .keys import PAYLOAD_MAC_PURPOSE, STORAGE_KEY_PURPOSE, StorageKeys, derive_key
 from .session import RedisSession
 from .settings import (
     SessionSettings,
@@ -19,6 +21,7 @@ from .settings import (
     resolved_dotted_names,
 )
 from .store import RedisStore, ServerFeatures, SessionStore
+from .user_index import index_key
 from .util import log_id, make_id_generator, make_log_key
 
 if TYPE_CHECKING:
@@ -37,6 +40,12 @@ class SessionFactory:
         self.features = ServerFeatures()
         self._client_options = client_options(settings)
         self._log_key = make_log_key(settings.current_secret)  # the first of several
+        self._keys = StorageKeys(
+            derive_key(secret, STORAGE_KEY_PURPOSE)
+            if settings.hash_keys and (secret := settings.secret) is not None
+            else None,
+            settings.prefix,
+        )
         # Built now (no connection is opened before a request needs one): building it
         # lazily let concurrent first requests each build their own.
         self._store: SessionStore | None = None
@@ -56,9 +65,14 @@ class SessionFactory:
         session._st  # noqa: B018 - loads the session (one round trip for an existing one)
         return session
 
-    def store_for(self, request: Request) -> SessionStore:
-        """The storage for a request: shared, unless ``redis_client_callable`` is set."""
+    def store_for(self, request: Request | None) -> SessionStore:
+        """The storage for a request: shared, unless ``redis_client_callable`` is set.
+
+        ``request`` may be None (work outside a request) unless the callable needs one.
+        """
         if self.settings.redis_client_callable is not None:
+            if request is None:
+                raise TypeError("redis_client_callable is set: pass the request, not the registry")
             client = request_client(self.settings, self._client_options, request)
             return RedisStore(ClientChannel(client), self.features)
         assert self._store is not None
@@ -69,16 +83,32 @@ class SessionFactory:
         return log_id(self._log_key, session_id)
 
     def key(self, session_id: str) -> str:
-        """The Redis key of a session id (the id itself)."""
-        return session_id
+        """The Redis key of a session id: the id itself, or with ``hash_keys`` an HMAC of
+        it under a key derived from the (current) ``secret`` (see :class:`~.keys.StorageKeys`).
+        """
+        return self._keys(session_id)
+
+    def user_index(self, userid: str) -> str:
+        """The Redis key of a user's index of sessions (see :mod:`.user_index`)."""
+        return index_key(self.settings.prefix, userid)
 
 
 def make_codec(settings: SessionSettings) -> Codec:
-    """The safe codec by default; the 1.8 payload layout for user serializers."""
+    """The safe codec by default; the 1.8 payload layout for user serializers.
+
+    With ``sign_payloads`` either is wrapped in a :class:`~.integrity.SigningCodec`.
+    """
+    codec: Codec
     if settings.legacy_layout:
         assert settings.serialize is not None and settings.deserialize is not None
-        return LegacyCodec(settings.serialize, settings.deserialize)
-    return SafeCodec(settings.compress_threshold, settings.compression)
+        codec = LegacyCodec(settings.serialize, settings.deserialize)
+    else:
+        codec = SafeCodec(settings.compress_threshold, settings.compression)
+    if settings.sign_payloads:
+        assert settings.secret is not None  # validated
+        mac_key = derive_key(settings.secret, PAYLOAD_MAC_PURPOSE)
+        codec = SigningCodec(codec, mac_key, settings.unsigned_payloads == "reject")
+    return codec
 
 
 def RedisSessionFactory(

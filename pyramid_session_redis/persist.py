@@ -12,7 +12,13 @@ command where it can:
   resurrection either);
 - ``persistence="lock"``: the request holds the session's lock since it loaded it, so
   nothing can have changed: the write (or refresh, or delete) releases the lock in the
-  same round trip, and is refused if the lock's lease ran out (:mod:`.lock`).
+  same round trip, and is refused if the lock's lease ran out (:mod:`.lock`);
+- a session moved to a new id (``regenerate_id()``) is written under the new key and
+  deleted under the old one by one script, with the same rules per mode (compare-and-set
+  and merge, overwrite, or under the lock, which the move releases).
+
+With ``sign_payloads`` the stored bytes carry a MAC bound to their key: they are packed
+and unpacked by the codec bound to that key (:func:`~.integrity.codec_for_key`).
 
 Nothing here knows about cookies or responses: the session acts on the outcome.
 """
@@ -27,9 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 from .codec import Codec, DecodeError, SessionRecord
 from .exceptions import SessionBackendError, SessionLockLost, SessionWriteConflict
+from .integrity import codec_for_key
 from .lock import LockOutcome
 from .merge import merge
-from .store import CasOutcome, SessionStore, WrongTypeError
+from .store import CasOutcome, MoveOutcome, SessionStore, WrongTypeError
 
 if TYPE_CHECKING:
     from .settings import SessionSettings
@@ -46,6 +53,26 @@ class Saved(enum.Enum):
     WRITTEN = "written"
     DELETED = "deleted"  # emptied, and deleted
     GONE = "gone"  # deleted (or replaced by foreign data) meanwhile: not written back
+
+
+class MoveTarget:
+    """Where ``regenerate_id()`` moves a session: an id and its key; ``fresh`` gives
+    another pair should the key be taken (an id collision)."""
+
+    __slots__ = ("fresh", "key", "session_id")
+
+    def __init__(self, session_id: str, key: str, fresh: Callable[[], tuple[str, str]]) -> None:
+        self.session_id, self.key, self.fresh = session_id, key, fresh
+
+    def retarget(self) -> None:
+        self.session_id, self.key = self.fresh()
+
+
+_MOVED_AS_CAS = {
+    MoveOutcome.MOVED: CasOutcome.WRITTEN,
+    MoveOutcome.CONFLICT: CasOutcome.CONFLICT,
+    MoveOutcome.GONE: CasOutcome.GONE,
+}
 
 
 def backoff_limit(attempt: int) -> float:
@@ -85,12 +112,12 @@ class SessionWriter:
         ttl: int | None,
     ) -> str:
         """Store a new session under ``first`` (or a fresh id on a collision); return the id."""
-        codec = self.codec
-        plain = codec.encode_plain(state.record)
-        payload = codec.pack(plain)
+        plain = self.codec.encode_plain(state.record)
         session_id = first
         for _ in range(CREATE_ATTEMPTS):
-            if self.store.create(key_of(session_id), payload, ttl):
+            key = key_of(session_id)
+            payload = self._pack(key, plain)
+            if self.store.create(key, payload, ttl):
                 state.mark_persisted(payload, plain)
                 return session_id
             session_id = ids()  # id collision: never touch someone else's session
@@ -105,7 +132,7 @@ class SessionWriter:
         lock``): the write releases it, and is refused if the lease ran out.
         """
         if lock is not None:
-            payload = self.codec.pack(plain)
+            payload = self._pack(key, plain)
             outcome = self.store.write_unlock(key, lock, payload, ttl)
             if outcome is LockOutcome.FENCED:
                 raise SessionLockLost("the session lock's lease ran out before the write")
@@ -114,12 +141,59 @@ class SessionWriter:
             state.mark_persisted(payload, plain)
             return Saved.WRITTEN
         if self.settings.persistence == "overwrite":
-            payload = self.codec.pack(plain)
+            payload = self._pack(key, plain)
             if not self.store.overwrite(key, payload, ttl):
                 return Saved.GONE
             state.mark_persisted(payload, plain)
             return Saved.WRITTEN
         return self._compare_and_set(state, key, plain, ttl, delete=False)
+
+    def move(
+        self,
+        state: SessionState,
+        key: str,
+        target: MoveTarget,
+        plain: bytes,
+        ttl: int | None,
+        lock: str | None,
+    ) -> Saved:
+        """Write ``plain`` at ``target`` and delete ``key`` in one round trip.
+
+        As :meth:`save` (the lock, overwrite, or compare-and-set with merge), never
+        leaving both keys or neither; ``target`` ends on the id actually used.
+        """
+        if lock is not None or self.settings.persistence == "overwrite":
+            outcome, _, payload = self._move_once(key, target, plain, ttl, None, lock)
+            if outcome is MoveOutcome.FENCED:
+                raise SessionLockLost("the session lock's lease ran out before the write")
+            if outcome is not MoveOutcome.MOVED:
+                return Saved.GONE
+            state.mark_persisted(payload, plain)
+            return Saved.WRITTEN
+        return self._compare_and_set(state, key, plain, ttl, delete=False, target=target)
+
+    def _move_once(
+        self,
+        key: str,
+        target: MoveTarget,
+        plain: bytes,
+        ttl: int | None,
+        expected: bytes | None,
+        lock: str | None,
+    ) -> tuple[MoveOutcome, bytes | None, bytes]:
+        """One move attempt, retried on a taken new key; the outcome, old bytes, payload."""
+        for _ in range(CREATE_ATTEMPTS):
+            payload = self._pack(target.key, plain)
+            outcome, current = self.store.move(
+                key, target.key, payload, ttl, expected=expected, token=lock
+            )
+            if outcome is not MoveOutcome.TAKEN:
+                return outcome, current, payload
+            target.retarget()  # id collision: never touch someone else's session
+        raise SessionBackendError("could not find a free session id")
+
+    def _pack(self, key: str, plain: bytes) -> bytes:
+        return codec_for_key(self.codec, key).pack(plain)
 
     def delete_emptied(
         self, state: SessionState, key: str, ttl: int | None, lock: str | None
@@ -138,18 +212,33 @@ class SessionWriter:
         return self._compare_and_set(state, key, None, ttl, delete=True)
 
     def _compare_and_set(
-        self, state: SessionState, key: str, plain: bytes | None, ttl: int | None, delete: bool
+        self,
+        state: SessionState,
+        key: str,
+        plain: bytes | None,
+        ttl: int | None,
+        delete: bool,
+        target: MoveTarget | None = None,
     ) -> Saved:
-        """Write ``plain`` (delete, if None) unless another request wrote; then merge, retry."""
+        """Write ``plain`` (delete, if None) unless another request wrote; then merge, retry.
+
+        With a ``target`` the write goes there and ``key`` is deleted (a move).
+        """
         store, codec, s = self.store, self.codec, self.settings
-        payload = None if plain is None else codec.pack(plain)
+        payload = None if plain is None or target else self._pack(key, plain)
         conflicts: set[str] = set()
         for attempt in range(s.cas_retries + 1):
             assert state.loaded is not None
             try:
-                if payload is None:
+                if plain is None:
                     outcome, current = store.compare_and_delete(key, state.loaded)
+                elif target is not None:
+                    moved, current, payload = self._move_once(
+                        key, target, plain, ttl, state.loaded, None
+                    )
+                    outcome = _MOVED_AS_CAS[moved]
                 else:
+                    assert payload is not None
                     outcome, current = store.compare_and_set(key, state.loaded, payload, ttl)
             except WrongTypeError:  # replaced by a non-string value: not ours to keep
                 return Saved.GONE
@@ -170,7 +259,7 @@ class SessionWriter:
                     current = store.load(key, None)
                     if current is None:
                         return Saved.GONE
-                fresh_plain = codec.unpack(current)
+                fresh_plain = codec_for_key(codec, key).unpack(current)
                 theirs = codec.decode_plain(fresh_plain)
             except (DecodeError, WrongTypeError):  # replaced by garbage: not ours to keep
                 return Saved.GONE
@@ -187,11 +276,11 @@ class SessionWriter:
                 plain = payload = None
                 continue
             plain = codec.encode_plain(merged)
-            if plain == fresh_plain:  # our changes are in Redis already
+            if plain == fresh_plain and target is None:  # our changes are in Redis already
                 state.mark_persisted(current, plain)
                 self._report(conflicts)
                 return Saved.WRITTEN
-            payload = codec.pack(plain)
+            payload = None if target else self._pack(key, plain)
         raise SessionWriteConflict(f"gave up after {s.cas_retries + 1} conflicting writes")
 
     def _report(self, conflicts: set[str]) -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
-import secrets
-from collections.abc import ItemsView, Iterator, KeysView, ValuesView
 from typing import TYPE_CHECKING, Any
 
 from pyramid.interfaces import ISession
@@ -24,19 +22,49 @@ from .exceptions import (
     InvalidSession,
     InvalidSession_DeserializationError,
     InvalidSession_NotInBackend,
+    InvalidSession_PastLifetime,
     InvalidSession_PayloadLegacy,
+    InvalidSession_PayloadTampered,
     InvalidSession_PayloadTimeout,
+    InvalidSession_PayloadUnsigned,
     RawDeserializationError,
     SessionBackendError,
     SessionGone,
     SessionLockTimeout,
     SessionWriteConflict,
+    UserBindingExpired,
 )
+from .expiry import (
+    capped_ttl,
+    expiry_enforced,
+    lifetime_left,
+    normalize,
+    plan_refresh,
+    session_timeout,
+)
+from .integrity import (
+    PayloadTamperedError,
+    PayloadUnsignedError,
+    codec_for_key,
+    needs_resigning,
+)
+from .keys import same_slot_id
 from .lock import acquire_and_load
-from .persist import Saved, SessionWriter
+from .persist import MoveTarget, Saved, SessionWriter
 from .plan import Cookie, Write, plan_cookie, plan_write
+from .session_dict import SessionDict
 from .state import SessionState
 from .store import SessionStore, WrongTypeError
+from .user_index import (
+    USER_KEY,
+    Entry,
+    IndexUpdate,
+    binding_of,
+    binding_value,
+    entry_of,
+    lapsed,
+    remove,
+)
 from .util import now
 
 if TYPE_CHECKING:
@@ -46,9 +74,6 @@ if TYPE_CHECKING:
     from .factory import SessionFactory
 
 log = logging.getLogger("pyramid_session_redis")
-_MISSING: Any = object()
-CSRF_KEY = "_csrft_"
-FLASH_PREFIX = "_f_"
 
 
 class Phase(enum.Enum):
@@ -74,16 +99,13 @@ class Pending:
     cookie_sent: bool = False  # the response carries a cookie with the session's id
     refresh_due: bool = False
     ttl_override: int | None = None
-
-
-def _remaining(state: SessionState, current: int) -> int:
-    """Seconds until the payload's expiry (minus infinity when it has none)."""
-    expires = state.record.expires
-    return -(2**62) if expires is None else expires - current
+    resign: bool = False  # sign_payloads: the value was loaded unsigned; write it signed
+    index_touched: bool = False  # bind_user()/unbind_user() called (user_index.py)
+    index_before: Entry | None = None  # the session's index entry before that
 
 
 @implementer(ISession)
-class RedisSession:
+class RedisSession(SessionDict):
     """A lazily loaded session; see the module docstring."""
 
     def __init__(
@@ -104,6 +126,8 @@ class RedisSession:
         self._state: SessionState | None = None
         self._storage: SessionStore | None = None
         self._session_id: str | None = None
+        # regenerate_id(): the id whose key holds the session until the move is written
+        self._moving_from: str | None = None
         # A cookie signed with an older secret is re-sent, signed with the current one.
         self._pending = Pending(recookie=stale_cookie)
         self._lock: str | None = None  # persistence = lock: our token, while held
@@ -156,10 +180,15 @@ class RedisSession:
             raw = self._load_locked(key, ttl) if s.lock_mode else self._store().load(key, ttl)
             if raw is None:
                 return self._start_new(self._invalid(InvalidSession_NotInBackend, session_id))
-            plain = self._factory.codec.unpack(raw)
-            record = self._factory.codec.decode_plain(plain)
+            codec = codec_for_key(self._factory.codec, key)
+            plain = codec.unpack(raw)
+            record = codec.decode_plain(plain)
         except LegacyPayloadError as exc:
             return self._start_new(InvalidSession_PayloadLegacy(str(exc)))
+        except PayloadUnsignedError as exc:
+            return self._start_new(self._tampered(InvalidSession_PayloadUnsigned, session_id, exc))
+        except PayloadTamperedError as exc:
+            return self._start_new(self._tampered(InvalidSession_PayloadTampered, session_id, exc))
         except (DecodeError, WrongTypeError) as exc:
             return self._undecodable(exc)
         except SessionBackendError as exc:
@@ -167,12 +196,52 @@ class RedisSession:
                 raise
             return self._degrade(session_id, exc)
         current = now()
-        if record.expires is not None and record.expires <= current and self._expiry_enforced:
+        if record.expires is not None and record.expires <= current and expiry_enforced(s):
             return self._start_new(self._invalid(InvalidSession_PayloadTimeout, session_id))
-        self._normalize(record)
+        if lifetime_left(s, record, current) <= 0:
+            return self._retire(key, session_id, record.created)
+        if lapsed(record.data, current):
+            log_id = self._factory.log_id(session_id)
+            lapse = UserBindingExpired(
+                f"session {log_id}: user binding lapsed", session_id=session_id, log_id=log_id
+            )
+            return self._start_new(lapse)
+        normalize(s, record)
         state = SessionState(record, raw, plain)
         self._state, self._session_id, self._phase = state, session_id, Phase.LOADED
-        self._schedule_refresh(state, current)
+        self._pending.resign = needs_resigning(self._factory.codec, raw)
+        refresh = plan_refresh(s, record, current)
+        self._pending.refresh_due = refresh.due
+        if refresh.expires is not None:
+            state.touch_meta(expires=refresh.expires)
+        return state
+
+    def _tampered(
+        self, kind: type[InvalidSession], session_id: str, exc: Exception
+    ) -> InvalidSession:
+        log_id = self._factory.log_id(session_id)
+        return kind(f"session {log_id}: {exc}; not loaded", session_id=session_id, log_id=log_id)
+
+    def _retire(self, key: str, session_id: str, created: int) -> SessionState:
+        """A session past ``max_lifetime``: delete it, report it, start a fresh one."""
+        lock = self._take_lock()
+        try:
+            if lock is not None:
+                self._store().delete_unlock(key, lock)
+            else:
+                self._store().delete(key)
+        except SessionBackendError as exc:  # refused at every load anyway; the TTL ends it
+            log.error("session %s: over-age session not deleted: %s", self._log_id(), exc)
+        log_id = self._factory.log_id(session_id)
+        state = self._start_new(
+            InvalidSession_PastLifetime(
+                f"session {log_id}: older than max_lifetime",
+                created,
+                session_id=session_id,
+                log_id=log_id,
+            )
+        )
+        self._pending.invalidated = True  # the cookie goes, unless a new session replaces it
         return state
 
     def _load_locked(self, key: str, ttl: int | None) -> bytes | None:
@@ -200,43 +269,6 @@ class RedisSession:
 
     def _log_id(self) -> str:
         return self._factory.log_id(self._session_id or self._cookie_id)
-
-    @property
-    def _expiry_enforced(self) -> bool:
-        """A payload's expiry time counts (with no timeout, one set explicitly does too)."""
-        return self._settings.payload_expiry or self._settings.timeout is None
-
-    def _normalize(self, record: SessionRecord) -> None:
-        """Bring a loaded record to what these settings store.
-
-        The safe codec stores ``timeout`` only when it differs from the factory's, and an
-        expiry only when the payload tracks one; 1.8's layout always carries both.
-        """
-        s = self._settings
-        if s.legacy_layout:
-            record.timeout = record.timeout or s.timeout
-        elif record.timeout == s.timeout:
-            record.timeout = None
-        if not self._expiry_enforced:
-            record.expires = None
-
-    def _schedule_refresh(self, state: SessionState, current: int) -> None:
-        """Decide at load time whether this request must refresh the expiry."""
-        s = self._settings
-        timeout = self.timeout
-        if timeout is None or not (s.redis_ttl or s.payload_expiry):
-            return  # no expiry at all (1.8's pure LRU mode): nothing to refresh
-        if s.refresh_on_read:  # GETEX used the default timeout; fix a per-session one
-            self._pending.refresh_due = timeout != s.timeout
-            if s.payload_expiry and _remaining(state, current) < timeout // 2:
-                # 1.8's layout: keep ``x`` ahead for 1.8 readers, rewriting at most
-                # once per half timeout (1.8 itself rewrote on every read).
-                state.touch_meta(expires=current + timeout)
-            return
-        trigger = s.timeout_trigger
-        remaining = _remaining(state, current)
-        if remaining <= trigger if trigger is not None else remaining < timeout:
-            state.touch_meta(expires=current + timeout)
 
     def _degrade(self, session_id: str, exc: SessionBackendError) -> SessionState:
         """Serve an empty session that is never stored and leaves the cookie alone."""
@@ -296,7 +328,7 @@ class RedisSession:
             had_cookie=self._had_cookie,
             will_create=will_create,
             will_delete=pending.invalidated or emptied,
-            id_changed=stored and self._session_id != self._cookie_id,
+            id_changed=stored and not emptied and self._session_id != self._cookie_id,
             recookie=pending.recookie and (stored or will_create),
         )
         if action is Cookie.SET:
@@ -311,7 +343,9 @@ class RedisSession:
         state = self._state
         try:
             if state is not None and self._phase is not Phase.DEGRADED:
+                index = self._index_update(state)
                 self._finish(state)
+                self._index_saved(index, state)
         except (SessionBackendError, SessionWriteConflict) as exc:
             log.error("session %s: not saved: %s", self._factory.log_id(self._session_id), exc)
             if self._pending.cookie_sent and self._response is not None:
@@ -327,7 +361,15 @@ class RedisSession:
 
     def _finish(self, state: SessionState) -> None:
         s, pending, stored = self._settings, self._pending, self._stored
+        if self._moving_from is not None and not pending.cookie_sent:
+            # No cookie with the new id reached this response (the view raised with
+            # cookie_on_exception off, or the CDN hook refused cookies): moving would
+            # strand the client, so the session stays under its id.
+            log.warning("session %s: regenerate_id() not applied: no cookie", self._log_id())
+            self._session_id, self._moving_from = self._moving_from, None
         plain = state.encode_if_changed(self._factory.codec, s.detect_changes) if stored else None
+        if plain is None and stored and pending.resign:
+            plain = self._factory.codec.encode_plain(state.record)  # rewritten signed
         action = plan_write(
             stored=stored,
             cookie_sent=pending.cookie_sent,
@@ -338,7 +380,9 @@ class RedisSession:
             invalidate_empty=s.invalidate_empty_session,
             refresh_due=pending.refresh_due or pending.ttl_override is not None,
         )
-        if action is Write.CREATE:
+        if self._moving_from is not None and action is not Write.DELETE:
+            self._move(state, plain)
+        elif action is Write.CREATE:
             self._create(state)
         elif action is Write.WRITE:
             assert plain is not None
@@ -346,7 +390,8 @@ class RedisSession:
         elif action is Write.REFRESH:
             self.do_refresh()
         elif action is Write.DELETE:
-            key = self._factory.key(self._require_id())
+            key = self._factory.key(self._stored_id())
+            self._moving_from = None  # emptied: deleted, not moved
             saved = self._writer().delete_emptied(state, key, self._write_ttl(), self._take_lock())
             self._saved(saved)
 
@@ -357,10 +402,19 @@ class RedisSession:
     def _require_id(self) -> str:
         return self._session_id or self._assign_id()
 
+    def _stored_id(self) -> str:
+        """The id whose key holds the session (the old one while a move is pending)."""
+        return self._moving_from or self._require_id()
+
     def _write_ttl(self) -> int | None:
         if self._pending.ttl_override is not None:
-            return self._pending.ttl_override
-        return self.timeout if self._settings.redis_ttl else None
+            return self._capped(self._pending.ttl_override)
+        return self._capped(self.timeout if self._settings.redis_ttl else None)
+
+    def _capped(self, ttl: int | None) -> int | None:
+        """``ttl``, never reaching past the session's ``max_lifetime``."""
+        state = self._state
+        return capped_ttl(self._settings, None if state is None else state.record, ttl, now())
 
     def _create(self, state: SessionState) -> None:
         factory, pending = self._factory, self._pending
@@ -377,8 +431,45 @@ class RedisSession:
 
     def _write(self, state: SessionState, plain: bytes) -> None:
         """Store the plain form ``plain`` of the state's record (see ``Codec``)."""
+        if self._moving_from is not None:
+            self._move(state, plain)
+            return
         key = self._factory.key(self._require_id())
         self._saved(self._writer().save(state, key, plain, self._write_ttl(), self._take_lock()))
+
+    def _move(self, state: SessionState, plain: bytes | None) -> None:
+        """Write the session under its new id and delete the old key (regenerate_id())."""
+        factory, old_id = self._factory, self._moving_from
+        assert old_id is not None
+        if plain is None:
+            plain = factory.codec.encode_plain(state.record)
+        first = self._require_id()
+        target = MoveTarget(first, factory.key(first), lambda: self._id_and_key_near(old_id))
+        lock, ttl = self._take_lock(), self._write_ttl()
+        saved = self._writer().move(state, factory.key(old_id), target, plain, ttl, lock)
+        self._moving_from = None
+        if saved is Saved.GONE:
+            self._session_id = old_id  # the id the session had: reported, then dropped
+        else:
+            self._session_id = target.session_id
+            if target.session_id != first and self._pending.cookie_sent:
+                self._recookie_now()
+        self._saved(saved)
+
+    def _id_and_key_near(self, old_id: str) -> tuple[str, str]:
+        """A fresh id whose key shares the Cluster hash slot of ``old_id``'s key."""
+        factory = self._factory
+        new_id = same_slot_id(
+            factory.new_id, factory.key, factory.key(old_id), self._settings.prefix
+        )
+        return new_id, factory.key(new_id)
+
+    def _recookie_now(self) -> None:
+        """The response already went out with another id: set the cookie again."""
+        if self._response is not None and self._session_id is not None:
+            self._factory.cookie.set(
+                self._response, self._session_id, self._cookie_max_age, self._cookie_expires
+            )
 
     def _saved(self, saved: Saved) -> None:
         if saved is Saved.GONE:
@@ -417,125 +508,122 @@ class RedisSession:
             self._register_callbacks()
             session_id, stored = self._cookie_id, self._cookie_id is not None
         else:
-            session_id, stored = self._session_id, self._stored
+            session_id, stored = self._moving_from or self._session_id, self._stored
+        self._moving_from = None
         if stored and session_id:
             key, lock = self._factory.key(session_id), self._take_lock()
             if lock is not None:
                 self._store().delete_unlock(key, lock)
             else:
                 self._store().delete(key)
+            self._unindex(key)
         self._pending = Pending(invalidated=True)
         self._start_new(None)
 
-    # dict API: reads
-    def __getitem__(self, key: str) -> Any:
+    # -- log out everywhere: the user index (user_index.py) ---------------------------
+    def bind_user(self, userid: str | int) -> None:
+        """Bind the session to ``userid``: call on login, after ``regenerate_id()``.
+
+        When the session is saved its key enters the user's index, where
+        ``list_user_sessions`` and ``revoke_user_sessions`` find it. The binding holds
+        for ``user_index_lifetime`` seconds; after that the session is replaced by a
+        fresh one.
+        """
         state = self._st
-        return state.expose(key, state.data[key])
+        self._index_touch(state)
+        until = now() + self._settings.user_index_lifetime
+        state.assign(USER_KEY, binding_value(userid, until))
 
-    def get(self, key: str, default: Any = None) -> Any:
+    def unbind_user(self) -> None:
+        """Take the session out of its user's index when it is saved (``invalidate()``
+        does this too)."""
         state = self._st
-        value = state.data.get(key, _MISSING)
-        return default if value is _MISSING else state.expose(key, value)
+        self._index_touch(state)
+        if USER_KEY in state.data:
+            state.remove(USER_KEY)
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._st.data
+    @property
+    def bound_userid(self) -> str | None:
+        """The user id the session is bound to (as a str), or None."""
+        binding = binding_of(self._st.data)
+        return None if binding is None else binding[0]
 
-    def has_key(self, key: str) -> bool:
-        return key in self._st.data
+    def _index_touch(self, state: SessionState) -> None:
+        pending = self._pending
+        if not pending.index_touched:
+            pending.index_touched = True
+            pending.index_before = self._index_entry(state.data)
 
-    def __len__(self) -> int:
-        return len(self._st.data)
+    def _index_entry(self, data: dict[str, Any]) -> Entry | None:
+        session_id = self._session_id
+        return entry_of(data, None if session_id is None else self._factory.key(session_id))
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._st.data)
+    def _index_update(self, state: SessionState) -> IndexUpdate | None:
+        """Before the save: an entry the save will need is added first (no window in
+        which a stored binding is missing from the index)."""
+        pending = self._pending
+        if not pending.index_touched:
+            before = self._moved_from(state)
+            if before is None:
+                if USER_KEY not in state.written and USER_KEY not in state.deleted:
+                    return None
+                # Changed through the dict API (clear(), del...): compare with the loaded copy.
+                before = self._index_entry(state.base(self._factory.codec).data)
+            pending.index_touched, pending.index_before = True, before
+        update = IndexUpdate(self._store(), self._factory.user_index, pending.index_before)
+        update.before_write(self._index_entry(state.data))
+        return update
 
-    def keys(self) -> KeysView[str]:
-        return self._st.data.keys()
+    def _index_saved(self, update: IndexUpdate | None, state: SessionState) -> None:
+        """After the save: the index follows what was stored (also a bound session the
+        save stored under a new id); stale entries go. No command when nothing changed."""
+        if update is None:
+            moved_from = self._moved_from(state)
+            if moved_from is None:
+                return  # the common case: nothing bound, unbound or moved
+            update = IndexUpdate(self._store(), self._factory.user_index, moved_from)
+        update.after_write(self._index_entry(state.data) if self._stored else None)
 
-    def iterkeys(self) -> Iterator[str]:
-        return iter(self.keys())
+    def _moved_from(self, state: SessionState) -> Entry | None:
+        """The entry under the request's id, if a bound stored session has another id."""
+        cookie_id, session_id = self._cookie_id, self._session_id
+        if cookie_id is None or session_id in (None, cookie_id) or not self._stored:
+            return None
+        return entry_of(state.data, self._factory.key(cookie_id))
 
-    def itervalues(self) -> Iterator[Any]:
-        return iter(self.values())
+    def _unindex(self, key: str) -> None:
+        """``invalidate()``: the deleted session leaves its user's index (when known)."""
+        pending, state = self._pending, self._state
+        if pending.index_touched:
+            entry = pending.index_before
+        elif state is not None:
+            entry = entry_of(state.data, key)
+        else:  # never loaded: the entry goes at the next listing or revocation
+            return
+        if entry is not None:
+            remove(self._store(), self._factory.user_index(entry.userid), entry.key)
 
-    def iteritems(self) -> Iterator[tuple[str, Any]]:
-        return iter(self.items())
+    def regenerate_id(self) -> None:
+        """Give the session a new id, keeping its data: call it on login and on any
+        change of privilege (session fixation).
 
-    def values(self) -> ValuesView[Any]:
-        state = self._st
-        state.expose_all()
-        return state.data.values()
-
-    def items(self) -> ItemsView[str, Any]:
-        state = self._st
-        state.expose_all()
-        return state.data.items()
-
-    # dict API: writes
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._st.assign(key, value)
-
-    def __delitem__(self, key: str) -> None:
-        self._st.remove(key)
-
-    def setdefault(self, key: str, default: Any = None) -> Any:
-        state = self._st
-        if key not in state.data:
-            state.assign(key, default)
-        return state.expose(key, state.data[key])
-
-    def pop(self, key: str, *default: Any) -> Any:
-        state = self._st
-        if key in state.data:
-            value = state.data[key]
-            state.remove(key)
-            return value
-        if default:
-            return default[0]
-        raise KeyError(key)
-
-    def popitem(self) -> tuple[str, Any]:
-        state = self._st
-        if not state.data:
-            raise KeyError("popitem(): session is empty")
-        key = next(reversed(state.data))
-        return key, self.pop(key)
-
-    def update(self, other: Any = (), /, **kwargs: Any) -> None:
-        state = self._st
-        for key, value in dict(other, **kwargs).items():
-            state.assign(key, value)
-
-    def clear(self) -> None:
-        state = self._st
-        for key in list(state.data):
-            state.remove(key)
-
-    def incr(self, key: str, amount: int | float = 1) -> Any:
-        """Add ``amount`` to a counter; concurrent increments are never lost."""
-        return self._st.incr(key, amount)
-
-    # flash messages and CSRF (same keys as Pyramid's own sessions)
-    def flash(self, msg: Any, queue: str = "", allow_duplicate: bool = True) -> None:
-        state, key = self._st, FLASH_PREFIX + queue
-        messages = list(state.data.get(key, ()))
-        if allow_duplicate or msg not in messages:
-            state.assign(key, [*messages, msg])
-
-    def peek_flash(self, queue: str = "") -> list[Any]:
-        return list(self._st.data.get(FLASH_PREFIX + queue, ()))
-
-    def pop_flash(self, queue: str = "") -> list[Any]:
-        return list(self.pop(FLASH_PREFIX + queue, ()))
-
-    def new_csrf_token(self) -> str:
-        token = secrets.token_hex(32)
-        self[CSRF_KEY] = token
-        return token
-
-    def get_csrf_token(self) -> str:
-        token = self.get(CSRF_KEY)
-        return token if isinstance(token, str) else self.new_csrf_token()
+        ``session_id`` is the new id at once; at the end of the request (or at
+        ``do_persist()``) one round trip writes the session, with this request's changes,
+        under the new id and deletes the old key (never both alive, never neither), and
+        the response's cookie carries the new id. The creation time, and so
+        ``max_lifetime``, is kept: the lifetime is the user's, not the id's. A request
+        still carrying the old id then finds no session, as after ``invalidate()``.
+        """
+        self._st  # noqa: B018 - loading decides
+        if self._phase is Phase.DEGRADED:
+            return  # never stored: nothing to move
+        if not self._stored:
+            if self._session_id is not None:
+                self._assign_id()  # not stored yet: a fresh id is all it takes
+            return
+        self._moving_from = self._moving_from or self._session_id
+        assert self._moving_from is not None
+        self._session_id = self._id_and_key_near(self._moving_from)[0]
 
     # -- 1.8 extras -------------------------------------------------------------------
     @property
@@ -557,17 +645,9 @@ class RedisSession:
         return self.ensure_id() if self._st.data else None
 
     @property
-    def managed_dict(self) -> dict[str, Any]:
-        """The raw data dict; any change to it is detected at the end of the request."""
-        state = self._st
-        state.expose_all()
-        state.forced = True
-        return state.data
-
-    @property
     def timeout(self) -> int | None:
         """This session's sliding timeout in seconds (None: no timeout)."""
-        return self._st.record.timeout or self._settings.timeout
+        return session_timeout(self._settings, self._st.record)
 
     @property
     def expires(self) -> int | None:
@@ -589,7 +669,7 @@ class RedisSession:
     def adjust_session_expires(self, expires_epoch: int) -> None:
         """Make the session expire at ``expires_epoch`` (until activity slides it again)."""
         state = self._st
-        if self._expiry_enforced:
+        if expiry_enforced(self._settings):
             state.touch_meta(expires=int(expires_epoch))
         if self._settings.redis_ttl:
             self._pending.ttl_override = max(1, int(expires_epoch) - now())
@@ -615,17 +695,20 @@ class RedisSession:
     def do_persist(self) -> None:
         """Write the session to Redis now (a new one gets an id and a cookie)."""
         state = self._st
+        index = self._index_update(state)
         if not self._stored:
             self._create(state)
         else:
             self._write(state, self._factory.codec.encode_plain(state.record))
+        self._index_saved(index, state)
+        self._pending.index_touched = False  # the index is in step with what is stored
 
     def do_refresh(self, force_redis_ttl: int | None = None) -> None:
         """Slide the TTL in Redis now (``force_redis_ttl`` seconds if given)."""
         self._st  # noqa: B018 - loading decides
-        ttl = force_redis_ttl if force_redis_ttl is not None else self._write_ttl()
+        ttl = self._capped(force_redis_ttl) if force_redis_ttl is not None else self._write_ttl()
         if self._stored and ttl is not None:
-            key, lock = self._factory.key(self._require_id()), self._take_lock()
+            key, lock = self._factory.key(self._stored_id()), self._take_lock()
             if lock is not None:
                 self._store().refresh_unlock(key, lock, ttl)
             else:

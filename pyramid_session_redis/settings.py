@@ -25,6 +25,7 @@ log = logging.getLogger("pyramid_session_redis")
 INI_PREFIX = "redis.sessions."
 PERSISTENCE_MODES = ("cas", "overwrite", "lock")
 CONFLICT_POLICIES = ("ours", "strict")
+UNSIGNED_PAYLOAD_POLICIES = ("resign", "reject")
 SAMESITE_VALUES = ("strict", "lax", "none")
 MAX_COOKIE_LENGTH = 4096
 
@@ -37,6 +38,8 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_LOCK_TIMEOUT = 10.0
 DEFAULT_LOCK_WAIT = 5.0
 LOCK_OPTIONS = ("lock_timeout", "lock_wait")
+# How long a session stays bound to its user after bind_user() (seconds): 30 days.
+DEFAULT_USER_INDEX_LIFETIME = 30 * 24 * 3600
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +74,12 @@ class SessionSettings:
     redis_encoding: str = "utf-8"
     redis_encoding_errors: str = "strict"
     redis_unix_socket_path: str | None = None
+    # TLS: ``rediss://`` URLs or ``redis_ssl``; passed to redis-py's SSLConnection.
+    redis_ssl: bool = False
+    redis_ssl_ca_certs: str | None = None
+    redis_ssl_certfile: str | None = None
+    redis_ssl_keyfile: str | None = None
+    redis_ssl_cert_reqs: str | None = None  # "required" (redis-py's default), "optional", "none"
     serialize: Callable[[Any], bytes] | None = None
     deserialize: Callable[[bytes], Any] | None = None
     id_generator: Callable[[], str] | None = None
@@ -94,6 +103,11 @@ class SessionSettings:
     degraded_mode: bool = False
     compress_threshold: int | None = 1024
     compression: str = "zstd"
+    max_lifetime: int | None = None
+    hash_keys: bool = False
+    sign_payloads: bool = False
+    unsigned_payloads: str = "resign"
+    user_index_lifetime: int = DEFAULT_USER_INDEX_LIFETIME
 
     # -- derived modes (properties: computed from the fields, never stored) --
     @property
@@ -156,7 +170,9 @@ OPTION_ALIASES = {
     "client_callable": "redis_client_callable",
     "redis_errors": "redis_encoding_errors",
 }
-_ZERO_MEANS_NONE = ("timeout", "timeout_trigger")
+_ZERO_MEANS_NONE = ("timeout", "timeout_trigger", "max_lifetime")
+# Options that need a server secret of ours (not only a ``cookie_signer``).
+SECRET_OPTIONS = ("hash_keys", "sign_payloads")
 
 _CALLABLES = (
     "redis_client_callable",
@@ -191,6 +207,12 @@ def build_settings(secret: Any = None, **options: Any) -> SessionSettings:
             f"`{lock_options[0]}` only applies with `persistence = lock`",
             *lock_options,
             "persistence",
+        )
+    if "unsigned_payloads" in options and not options.get("sign_payloads"):
+        _fail(
+            "`unsigned_payloads` only applies with `sign_payloads = true`",
+            "unsigned_payloads",
+            "sign_payloads",
         )
     settings = SessionSettings(secret=secret, **options)
     _validate(settings)
@@ -245,6 +267,7 @@ def _validate(s: SessionSettings) -> None:
         value = getattr(s, name)
         if value is not None and (not isinstance(value, int) or value < 0):
             _fail(f"`{name}` must be a whole number of seconds >= 0, got {value!r}", name)
+    _validate_security(s)
     for name in _CALLABLES:
         value = getattr(s, name)
         if value is not None and not callable(value):
@@ -283,6 +306,12 @@ def _validate(s: SessionSettings) -> None:
         _fail("`cas_retries` must be a whole number >= 0", "cas_retries")
     if s.on_conflict not in CONFLICT_POLICIES:
         _fail(f"`on_conflict` must be one of {CONFLICT_POLICIES}", "on_conflict")
+    lifetime = s.user_index_lifetime
+    if isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime <= 0:
+        _fail(
+            f"`user_index_lifetime` must be a whole number of seconds > 0, got {lifetime!r}",
+            "user_index_lifetime",
+        )
     for name in LOCK_OPTIONS:
         value = getattr(s, name)
         if (
@@ -291,6 +320,30 @@ def _validate(s: SessionSettings) -> None:
             or not 0 < value < math.inf
         ):
             _fail(f"`{name}` must be a number of seconds > 0, got {value!r}", name)
+
+
+def _validate_security(s: SessionSettings) -> None:
+    lifetime = s.max_lifetime
+    if lifetime is not None and (
+        isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime <= 0
+    ):
+        _fail(
+            f"`max_lifetime` must be a whole number of seconds > 0, got {lifetime!r}",
+            "max_lifetime",
+        )
+    for name in SECRET_OPTIONS:
+        if not isinstance(getattr(s, name), bool):
+            _fail(f"`{name}` must be True or False", name)
+    for name in SECRET_OPTIONS:
+        if getattr(s, name) and not s.secret:
+            _fail(
+                f"`{name}` needs a `secret` (a `cookie_signer` alone is not enough)", name, "secret"
+            )
+    if s.unsigned_payloads not in UNSIGNED_PAYLOAD_POLICIES:
+        _fail(
+            f"`unsigned_payloads` must be one of {UNSIGNED_PAYLOAD_POLICIES}",
+            "unsigned_payloads",
+        )
 
 
 # A cookie name (RFC 6265 token) that WebOb will write: not starting with "$" and not
@@ -427,6 +480,11 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "redis_encoding": _STR,
     "redis_encoding_errors": _STR,
     "redis_unix_socket_path": _STR,
+    "redis_ssl": _BOOL,
+    "redis_ssl_ca_certs": _STR,
+    "redis_ssl_certfile": _STR,
+    "redis_ssl_keyfile": _STR,
+    "redis_ssl_cert_reqs": str,  # "none" is one of its values, not a missing one
     "prefix": _STR,
     "set_redis_ttl": _BOOL,
     "set_redis_ttl_readheavy": _BOOL,
@@ -443,6 +501,11 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "degraded_mode": _BOOL,
     "compress_threshold": _INT,
     "compression": _STR,
+    "max_lifetime": _INT_ZERO_NONE,
+    "hash_keys": _BOOL,
+    "sign_payloads": _BOOL,
+    "unsigned_payloads": _STR,
+    "user_index_lifetime": _INT,
 }
 _DOTTED = (*_CALLABLES, "cookie_signer", "redis_connection_pool")
 

@@ -1,7 +1,11 @@
 """Storage: the few Redis operations a session needs, behind one small interface.
 
 Every operation costs one round trip and touches one key, or (``persistence = lock``)
-the session's key and its lock key, which share a hash slot (Cluster-safe).
+the session's key and its lock key, which share a hash slot (Cluster-safe); ``move``
+(``regenerate_id()``) touches the old and the new key (and the old lock key), which the
+caller puts in one slot too. The user index operations (:mod:`.users`) touch one index
+key per command; ``peek_many`` and ``delete_many`` send one single-key command per
+session, pipelined in one round trip.
 Errors from redis-py become :class:`SessionBackendError`.
 """
 
@@ -9,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from redis.exceptions import NoScriptError, RedisError, ResponseError
@@ -35,6 +40,16 @@ class CasOutcome(enum.Enum):
     GONE = "gone"  # the key no longer exists: never recreate it
 
 
+class MoveOutcome(enum.Enum):
+    """How a move of a session to a new key (``regenerate_id()``) ended."""
+
+    MOVED = "moved"  # the new key holds the payload, the old key (and our lock) is gone
+    CONFLICT = "conflict"  # compare-and-set: the old key's bytes changed; nothing done
+    GONE = "gone"  # the old key no longer exists: nothing written (our lock released)
+    TAKEN = "taken"  # the new key exists already (an id collision): nothing done
+    FENCED = "fenced"  # persistence = lock: our lease ran out; nothing done
+
+
 class WrongTypeError(ValueError):
     """The key holds a non-string Redis value (a list, a hash...)."""
 
@@ -51,6 +66,16 @@ class SessionStore(Protocol):
     def compare_and_delete(self, key: str, expected: bytes) -> tuple[CasOutcome, bytes | None]: ...
     def refresh(self, key: str, ttl: int) -> None: ...
     def delete(self, key: str) -> None: ...
+    def move(
+        self,
+        old_key: str,
+        new_key: str,
+        payload: bytes,
+        ttl: int | None,
+        *,
+        expected: bytes | None = None,
+        token: str | None = None,
+    ) -> tuple[MoveOutcome, bytes | None]: ...
 
     # persistence = lock (see lock.py); ``token`` is the lock holder's.
     def load_locked(
@@ -62,6 +87,14 @@ class SessionStore(Protocol):
     def refresh_unlock(self, key: str, token: str, ttl: int) -> LockOutcome: ...
     def delete_unlock(self, key: str, token: str) -> bool: ...
     def release(self, key: str, token: str) -> bool: ...
+
+    # the user index (see users.py): a sorted set of session keys scored by deadline.
+    def index_update(
+        self, index: str, now: int, add: tuple[str, int] | None, remove: Sequence[str]
+    ) -> int: ...
+    def index_entries(self, index: str, now: int) -> list[tuple[str, int]]: ...
+    def peek_many(self, keys: Sequence[str]) -> list[tuple[bytes | None, int]]: ...
+    def delete_many(self, keys: Sequence[str]) -> int: ...
 
 
 # Writes ARGV[2] only if the stored bytes are still ARGV[1]; the TTL rides along.
@@ -92,6 +125,61 @@ return 1
 """
 CAD_SCRIPT_SHA = hashlib.sha1(CAD_SCRIPT.encode()).hexdigest()
 CAS, CAD = Script(CAS_SCRIPT, CAS_SCRIPT_SHA), Script(CAD_SCRIPT, CAD_SCRIPT_SHA)
+
+# regenerate_id(): KEYS[1] the old key, KEYS[2] the new one, KEYS[3] the old key's lock
+# (persistence = lock only); all in one hash slot. ARGV[1] the mode: 'cas' (ARGV[2] the
+# bytes loaded), 'lock' (ARGV[2] our token) or 'overwrite'; ARGV[3] the payload, ARGV[4]
+# the TTL ('0': none). Writes the new key and deletes the old one together, or nothing:
+# never both ids alive, never neither. Returns 1 moved, 0 old key gone, 3 new key taken,
+# 2 fenced (lock), or the old key's current bytes (cas conflict).
+MOVE_SCRIPT_TEXT = """
+local locked = ARGV[1] == 'lock'
+if locked and redis.call('GET', KEYS[3]) ~= ARGV[2] then return 2 end
+local current = redis.call('GET', KEYS[1])
+if not current then
+  if locked then redis.call('DEL', KEYS[3]) end
+  return 0
+end
+if ARGV[1] == 'cas' and current ~= ARGV[2] then return current end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 3 end
+if ARGV[4] == '0' then
+  redis.call('SET', KEYS[2], ARGV[3])
+else
+  redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
+end
+redis.call('DEL', KEYS[1])
+if locked then redis.call('DEL', KEYS[3]) end
+return 1
+"""
+MOVE_SCRIPT = Script(MOVE_SCRIPT_TEXT, hashlib.sha1(MOVE_SCRIPT_TEXT.encode()).hexdigest())
+_MOVE_CODES = {
+    1: MoveOutcome.MOVED,
+    0: MoveOutcome.GONE,
+    2: MoveOutcome.FENCED,
+    3: MoveOutcome.TAKEN,
+}
+# The user index KEYS[1], a sorted set of session keys scored by their binding's
+# deadline: removes ARGV[4...], adds ARGV[2] with score ARGV[3] (if ARGV[2] ~= ''),
+# drops the entries whose deadline is <= ARGV[1] (now), and makes the key expire at the
+# latest deadline left (Redis deletes an emptied sorted set by itself). Returns the
+# number of entries left.
+INDEX_UPDATE_SCRIPT = """
+for i = 4, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
+if ARGV[2] ~= '' then redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if last[2] then redis.call('EXPIREAT', KEYS[1], last[2]) end
+return redis.call('ZCARD', KEYS[1])
+"""
+# Drops the lapsed entries of the index KEYS[1] and returns the others with their scores.
+INDEX_ENTRIES_SCRIPT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+"""
+INDEX_UPDATE = Script(INDEX_UPDATE_SCRIPT, hashlib.sha1(INDEX_UPDATE_SCRIPT.encode()).hexdigest())
+INDEX_ENTRIES = Script(
+    INDEX_ENTRIES_SCRIPT, hashlib.sha1(INDEX_ENTRIES_SCRIPT.encode()).hexdigest()
+)
 
 
 class ServerFeatures:
@@ -207,6 +295,35 @@ class RedisStore:
         with _backend_errors("delete the session"):
             self.channel.execute("DEL", key)
 
+    def move(
+        self,
+        old_key: str,
+        new_key: str,
+        payload: bytes,
+        ttl: int | None,
+        *,
+        expected: bytes | None = None,
+        token: str | None = None,
+    ) -> tuple[MoveOutcome, bytes | None]:
+        """Store ``payload`` at ``new_key`` and delete ``old_key``, atomically (one script).
+
+        Only if ``old_key`` exists, ``new_key`` does not, and: ``token`` holds the old
+        key's lock (then released), or ``old_key`` still holds ``expected``
+        (compare-and-set; on a conflict the current bytes come back), or neither is given
+        (``persistence = overwrite``). The keys must share a hash slot (Cluster).
+        """
+        if token is not None:
+            keys: tuple[str, ...] = (old_key, new_key, lock_key(old_key))
+            mode, check = "lock", token.encode()
+        else:
+            keys = (old_key, new_key)
+            mode, check = ("overwrite", b"") if expected is None else ("cas", expected)
+        args = (mode, check, payload, ttl or 0)
+        reply = self._script(MOVE_SCRIPT, keys, args, "move the session to its new id")
+        if isinstance(reply, int):
+            return _MOVE_CODES[reply], None
+        return MoveOutcome.CONFLICT, _as_bytes(reply)
+
     # -- persistence = lock: one script call each (lock.py has the scripts) --
 
     def load_locked(
@@ -242,6 +359,63 @@ class RedisStore:
         """Release the lock if ``token`` still holds it (a read-only request)."""
         return bool(self._script(RELEASE_SCRIPT, (lock_key(key),), (token,), "unlock the session"))
 
+    # -- the user index (users.py) --
+
+    def index_update(
+        self, index: str, now: int, add: tuple[str, int] | None, remove: Sequence[str]
+    ) -> int:
+        """Remove ``remove``, add ``add`` (session key, deadline), drop lapsed entries.
+
+        One script call on the index key; it expires at the latest deadline left.
+        """
+        member, deadline = add if add is not None else ("", 0)
+        args = (now, member, deadline, *remove)
+        return int(self._index_script(INDEX_UPDATE, index, args, "update the user index"))
+
+    def index_entries(self, index: str, now: int) -> list[tuple[str, int]]:
+        """Drop lapsed entries; the others as (session key, deadline), oldest first."""
+        flat = self._index_script(INDEX_ENTRIES, index, (now,), "read the user index")
+        return [(_as_text(flat[i]), int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
+
+    def _index_script(self, script: Script, index: str, args: tuple[Any, ...], action: str) -> Any:
+        try:
+            return self._script(script, (index,), args, action)
+        except WrongTypeError as exc:  # not a sorted set: not ours to repair silently
+            raise SessionBackendError(
+                f"cannot {action}: {index!r} is not a sorted set", exc
+            ) from exc
+
+    def peek_many(self, keys: Sequence[str]) -> list[tuple[bytes | None, int]]:
+        """``GET`` and ``TTL`` of each key (no TTL refresh), pipelined in one round trip."""
+        if not keys:
+            return []
+        commands = [command for key in keys for command in (("GET", key), ("TTL", key))]
+        try:
+            with _backend_errors("read the user's sessions"):
+                replies = self.channel.execute_many(commands)
+        except WrongTypeError:  # some key holds a list, a hash...: one by one, rarely
+            return [self._peek(key) for key in keys]
+        return [
+            (_as_bytes(payload), int(ttl))
+            for payload, ttl in zip(replies[::2], replies[1::2], strict=True)
+        ]
+
+    def _peek(self, key: str) -> tuple[bytes | None, int]:
+        try:
+            with _backend_errors("read the user's sessions"):
+                payload, ttl = self.channel.execute_many((("GET", key), ("TTL", key)))
+        except WrongTypeError:  # not a session of ours: as good as gone
+            return None, -2
+        return _as_bytes(payload), int(ttl)
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        """``DEL`` each key (one command per key: Cluster-safe), in one round trip."""
+        if not keys:
+            return 0
+        with _backend_errors("delete the user's sessions"):
+            replies = self.channel.execute_many([("DEL", key) for key in keys])
+        return sum(int(reply) for reply in replies)
+
     def _script(
         self, script: Script, keys: tuple[str, ...], args: tuple[Any, ...], action: str
     ) -> Any:
@@ -260,6 +434,12 @@ def _compared(result: Any) -> tuple[CasOutcome, bytes | None]:
     if result == 0:
         return CasOutcome.GONE, None
     return CasOutcome.CONFLICT, _as_bytes(result)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    return str(value)
 
 
 def _ex(ttl: int | None) -> tuple[Any, ...]:

@@ -151,3 +151,49 @@ def test_lock_operations_run_on_every_node_of_the_cluster(cluster: RedisCluster)
         assert store.delete_unlock(key, "t4") is True
         assert store.write_unlock(key, "t4", b"v3", None) is LockOutcome.FENCED
         assert cluster.exists(key, lock_key(key)) == 0
+
+
+# --------------------------------------------------------------------------- regenerate_id()
+
+
+def regenerating_login(request: Request) -> Any:
+    request.session.regenerate_id()
+    request.session["user"] = "alice"
+    return request.session.session_id
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"hash_keys": True},
+        {"persistence": "lock"},
+        {"persistence": "overwrite", "hash_keys": True, "sign_payloads": True},
+        {"prefix": "{shop}:"},
+    ],
+    ids=["plain", "hash_keys", "lock", "overwrite-hashed-signed", "prefix-tag"],
+)
+def test_regenerate_id_moves_within_the_slot_on_every_node(
+    cluster: RedisCluster, options: dict[str, Any]
+) -> None:
+    factory = RedisSessionFactory(
+        "secret", redis_client_callable=lambda request, **kw: cluster, **options
+    )
+    wsgi = build_wsgi_app(factory, {"login": regenerating_login})
+    nodes: set[int] = set()
+    for n in range(60):  # until sessions were moved on every node (a few dozen at most)
+        browser = webtest.TestApp(wsgi)
+        browser.get("/set", {"key": "n", "value": json.dumps(n)})
+        old_key = factory.key(browser.get("/session_id").json)
+        for _ in range(2):  # a second regeneration keeps the slot too
+            new_id = browser.get("/login").json
+        new_key = factory.key(new_id)
+        assert cluster.execute_command("CLUSTER KEYSLOT", new_key) == cluster.execute_command(
+            "CLUSTER KEYSLOT", old_key
+        )
+        assert cluster.exists(old_key) == 0 and cluster.exists(lock_key(old_key)) == 0
+        assert browser.get("/dump").json == {"n": n, "user": "alice"}
+        nodes.add(cluster.keyslot(new_key) // 5461)
+        if n >= 3 and (len(nodes) == 3 or "prefix" in options):
+            break
+    assert len(nodes) == (1 if "prefix" in options else 3)  # "{shop}:": one slot for all
