@@ -171,7 +171,6 @@ class SessionCookie:
     def __init__(self, settings: SessionSettings) -> None:
         self.name = settings.cookie_name  # a valid cookie name (checked by the settings)
         self.signer: CookieSigner = settings.cookie_signer or make_signer(settings.secrets)
-        self._rotating = self.signer if isinstance(self.signer, HmacSigner) else None
         self.allow = settings.func_check_response_allow_cookies
         self.cache_control = settings.cookie_cache_control
         samesite = settings.cookie_samesite
@@ -212,13 +211,13 @@ class SessionCookie:
             return CookieRead(None, InvalidSession_NoSessionCookie("no session cookie"))
         if not raw or len(raw) > MAX_COOKIE_LENGTH or not raw.isascii():
             return _invalid("session cookie is empty, oversized or not ASCII")
-        stale = False
+        stale, signer = False, self.signer
         try:
-            if self._rotating is not None:
-                session_id, index = self._rotating.verify(raw.encode("ascii"))
+            if isinstance(signer, HmacSigner):  # tells which secret signed
+                session_id, index = signer.verify(raw.encode("ascii"))
                 stale = index > 0
             else:
-                session_id = self.signer.loads(raw.encode("ascii"))
+                session_id = signer.loads(raw.encode("ascii"))
         except Exception as exc:  # any failure to verify means "no valid cookie"
             # The type only: a custom signer's message may quote the cookie.
             return _invalid(f"session cookie failed verification ({type(exc).__name__})", exc)
