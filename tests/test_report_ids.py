@@ -16,6 +16,8 @@ from pyramid_session_redis.exceptions import (
     BackendUnavailable,
     InvalidSession,
     InvalidSession_NotInBackend,
+    InvalidSession_PastLifetime,
+    InvalidSession_PayloadTampered,
     InvalidSession_PayloadTimeout,
     SessionGone,
     SessionWriteConflict,
@@ -148,3 +150,37 @@ def test_a_report_survives_pickling_with_its_attributes(kind: type[InvalidSessio
         "the-id",
         "0123abcd",
     )
+
+
+def test_an_over_age_session_is_reported_by_its_hash(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    from tests.test_max_lifetime import LIFETIME, App, age
+
+    app = App(redis_url)
+    key = app.start(user="alice")
+    session_id = app.browser.get("/session_id").json
+    age(app, redis_client, key, LIFETIME)
+    app.reports.clear()
+    app.browser.get("/dump")
+    (report,) = app.reports
+    assert type(report) is InvalidSession_PastLifetime
+    assert_hides_the_id(report, session_id, app.factory)
+
+
+def test_a_tampered_payload_is_reported_by_its_hash(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    reports = Reports()
+    app, factory = app_and_factory(redis_url, func_invalid_logger=reports, sign_payloads=True)
+    app.get("/set", {"key": "a", "value": "1"})
+    session_id = app.get("/session_id").json
+    key = factory.key(session_id)
+    raw = bytearray(redis_client.get(key))
+    raw[-1] ^= 1
+    redis_client.set(key, bytes(raw), keepttl=True)
+    reports.clear()
+    assert app.get("/dump").json == {}
+    (report,) = reports
+    assert isinstance(report, InvalidSession_PayloadTampered)
+    assert_hides_the_id(report, session_id, factory)
