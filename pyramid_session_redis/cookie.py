@@ -99,11 +99,10 @@ class HmacSigner:
         self._digest_size = self._keyed[0].digest_size
 
     @staticmethod
-    def _sign(keyed: Any, message: bytes) -> bytes:
+    def _sign(keyed: hmac.HMAC, message: bytes) -> bytes:
         mac = keyed.copy()
         mac.update(message)
-        digest: bytes = mac.digest()
-        return digest
+        return mac.digest()
 
     def dumps(self, appstruct: str) -> bytes:
         message = appstruct.encode("ascii")
