@@ -7,11 +7,11 @@ issued by the older library stay valid after the switch.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hmac
 import re
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from webob.cookies import make_cookie
 from webob.request import BaseRequest
@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 SIGNING_SALT = "pyramid_session_redis."
 SIGNING_HASHALG = "sha512"
+# CHIPS. WebOb (1.8.x) has no argument for it: the attribute is appended to its header.
+PARTITIONED = "; Partitioned"
+# Shared caches must not store (and replay) a response's session cookie.
+NO_CACHE_SET_COOKIE = 'no-cache="Set-Cookie"'
 
 
 class CookieSigner(Protocol):
@@ -35,50 +39,93 @@ class CookieSigner(Protocol):
     def loads(self, bstruct: bytes) -> str: ...
 
 
+def _hmac_key(text: str) -> bytes:
+    """Latin-1, or UTF-8 when the text has other characters (as WebOb derives keys)."""
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8")
+
+
+# URL-safe base64 through binascii directly (what ``base64.urlsafe_b64*`` wrap, slower).
+_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+_TO_URL_SAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _encode(signed: bytes) -> bytes:
+    """Unpadded URL-safe base64."""
+    return binascii.b2a_base64(signed, newline=False).translate(_TO_URL_SAFE).rstrip(b"=")
+
+
+def _decode(bstruct: bytes) -> bytes:
+    """The bytes of an unpadded URL-safe base64 value in its canonical form only.
+
+    The decoder also accepts padding, ``+`` and ``/``, characters it skips and
+    non-zero unused bits, all of which would give one id many cookie values: those
+    are refused (ValueError), as is anything else that is not base64.
+    """
+    if not isinstance(bstruct, bytes):
+        raise ValueError(f"a cookie value is bytes, not {type(bstruct).__name__}")
+    try:
+        signed = binascii.a2b_base64(bstruct.translate(_TO_STANDARD) + b"=" * (-len(bstruct) % 4))
+    except binascii.Error as exc:
+        raise ValueError(f"badly formed base64: {exc}") from exc
+    if _encode(signed) != bstruct:
+        raise ValueError("not the canonical base64 form of its bytes")
+    return signed
+
+
 class HmacSigner:
     """``urlsafe_b64(HMAC(salt + secret, id) + id)``, unpadded: version 1.8's format.
 
-    The keyed HMAC is computed once and copied per cookie. The key is the salt and
-    the secret in Latin-1, or in UTF-8 when the secret has other characters (as
-    WebOb's ``SignedSerializer`` derives it).
+    ``secret`` may be several secrets (current first): the first signs, every one
+    verifies, and :meth:`verify` tells which one did. The keyed HMACs are computed
+    once and copied per cookie; keys are derived as WebOb's ``SignedSerializer``
+    derives them. Only the exact value ``dumps`` produces is accepted.
     """
 
     __slots__ = ("_digest_size", "_keyed")
 
-    def __init__(self, secret: str, salt: str = SIGNING_SALT, hashalg: str = SIGNING_HASHALG):
-        try:
-            key = (salt + secret).encode("latin-1")
-        except UnicodeEncodeError:
-            key = (salt + secret).encode("utf-8")
-        self._keyed = hmac.new(key, digestmod=hashalg)
-        self._digest_size = self._keyed.digest_size
+    def __init__(
+        self,
+        secret: str | Sequence[str],
+        salt: str = SIGNING_SALT,
+        hashalg: str = SIGNING_HASHALG,
+    ):
+        secrets = (secret,) if isinstance(secret, str) else tuple(secret)
+        if not secrets:
+            raise ValueError("HmacSigner needs at least one secret")
+        self._keyed = tuple(hmac.new(_hmac_key(salt + one), digestmod=hashalg) for one in secrets)
+        self._digest_size = self._keyed[0].digest_size
 
-    def _sign(self, message: bytes) -> bytes:
-        mac = self._keyed.copy()
+    @staticmethod
+    def _sign(keyed: hmac.HMAC, message: bytes) -> bytes:
+        mac = keyed.copy()
         mac.update(message)
         return mac.digest()
 
     def dumps(self, appstruct: str) -> bytes:
         message = appstruct.encode("ascii")
-        return base64.urlsafe_b64encode(self._sign(message) + message).rstrip(b"=")
+        return _encode(self._sign(self._keyed[0], message) + message)
 
     def loads(self, bstruct: bytes) -> str:
         """The signed id; ValueError for anything else."""
-        try:
-            signed = base64.urlsafe_b64decode(bstruct + b"=" * (-len(bstruct) % 4))
-        except (binascii.Error, TypeError) as exc:
-            raise ValueError(f"badly formed base64: {exc}") from exc
+        return self.verify(bstruct)[0]
+
+    def verify(self, bstruct: bytes) -> tuple[str, int]:
+        """The signed id and the index of the secret that signed it; ValueError otherwise."""
+        signed = _decode(bstruct)
         signature, message = signed[: self._digest_size], signed[self._digest_size :]
-        if not hmac.compare_digest(signature, self._sign(message)):
-            raise ValueError("invalid signature")
-        return message.decode("ascii")
+        for index, keyed in enumerate(self._keyed):
+            if hmac.compare_digest(signature, self._sign(keyed, message)):
+                return message.decode("ascii"), index
+        raise ValueError("invalid signature")
 
 
-def make_signer(secret: str | bytes) -> CookieSigner:
-    """The default signer, compatible with version 1.8's cookies."""
-    if isinstance(secret, bytes):
-        secret = secret.decode("utf-8")
-    return HmacSigner(secret)
+def make_signer(secret: str | bytes | Sequence[str | bytes]) -> HmacSigner:
+    """The default signer, compatible with version 1.8's cookies; several secrets rotate."""
+    secrets = (secret,) if isinstance(secret, (str, bytes)) else tuple(secret)
+    return HmacSigner([one.decode("utf-8") if isinstance(one, bytes) else one for one in secrets])
 
 
 # A Cookie header of plain ``name=value`` pairs: RFC 6265 token names; values of the
@@ -109,15 +156,22 @@ def _plain_cookie(header: str, name: str) -> str | None:
     return found
 
 
+class CookieRead(NamedTuple):
+    """What a request's session cookie says."""
+
+    session_id: str | None  # the verified id, or None
+    problem: InvalidSession | None  # why there is no id
+    stale: bool = False  # signed with an older secret: re-send it signed with the current one
+
+
 class SessionCookie:
     """Reads the session id from a request and writes the cookie on a response."""
 
     def __init__(self, settings: SessionSettings) -> None:
         self.name = settings.cookie_name  # a valid cookie name (checked by the settings)
-        self.signer: CookieSigner = settings.cookie_signer or make_signer(
-            settings.secret  # type: ignore[arg-type]  # validated: one of the two is set
-        )
+        self.signer: CookieSigner = settings.cookie_signer or make_signer(settings.secrets)
         self.allow = settings.func_check_response_allow_cookies
+        self.cache_control = settings.cookie_cache_control
         samesite = settings.cookie_samesite
         self._attributes: dict[str, Any] = {
             "path": settings.cookie_path,
@@ -127,36 +181,48 @@ class SessionCookie:
             "comment": settings.cookie_comment,
             "samesite": samesite.lower() if samesite else None,
         }
+        self._partitioned = PARTITIONED if settings.cookie_partitioned else ""
         self.default_max_age = settings.cookie_max_age
         self.default_expires = settings.cookie_expires
         self._suffix = self._attribute_suffix()
+        # The deletion cookie carries every attribute of the set cookie: browsers ignore
+        # one without Secure for __Host-/__Secure- names, or with another Path/Domain.
+        self._deletion = make_cookie(self.name, None, **self._attributes) + self._partitioned
 
     def _attribute_suffix(self) -> str | None:
-        """What WebOb writes after ``name=value`` when neither Max-Age nor Expires is set.
+        """What follows ``name=value`` when neither Max-Age nor Expires is set.
 
         Computed once; None when the name itself would be written differently.
         """
-        sample = make_cookie(self.name, _SAMPLE_VALUE, **self._attributes)
+        sample: str = make_cookie(self.name, _SAMPLE_VALUE, **self._attributes)
         head = f"{self.name}={_SAMPLE_VALUE}"
-        return sample[len(head) :] if sample.startswith(head) else None
+        if not sample.startswith(head):
+            return None
+        return sample[len(head) :] + self._partitioned
 
-    def read(self, request: Request) -> tuple[str | None, InvalidSession | None]:
+    def read(self, request: Request) -> CookieRead:
         """The verified session id, or None and the reason there is none."""
         try:
             raw = self._value(request)
         except Exception as exc:  # WebOb fails on some undecodable Cookie headers
-            return None, CookieInvalid(f"unparseable cookie header: {exc}")
+            return _invalid(f"unparseable cookie header ({type(exc).__name__})", exc)
         if raw is None:
-            return None, InvalidSession_NoSessionCookie("no session cookie")
+            return CookieRead(None, InvalidSession_NoSessionCookie("no session cookie"))
         if not raw or len(raw) > MAX_COOKIE_LENGTH or not raw.isascii():
-            return None, CookieInvalid("session cookie is empty, oversized or not ASCII")
+            return _invalid("session cookie is empty, oversized or not ASCII")
+        stale, signer = False, self.signer
         try:
-            session_id = self.signer.loads(raw.encode("ascii"))
+            if isinstance(signer, HmacSigner):  # tells which secret signed
+                session_id, index = signer.verify(raw.encode("ascii"))
+                stale = index > 0
+            else:
+                session_id = signer.loads(raw.encode("ascii"))
         except Exception as exc:  # any failure to verify means "no valid cookie"
-            return None, CookieInvalid(f"session cookie failed verification: {exc}")
+            # The type only: a custom signer's message may quote the cookie.
+            return _invalid(f"session cookie failed verification ({type(exc).__name__})", exc)
         if not isinstance(session_id, str) or not session_id:
-            return None, CookieInvalid("session cookie holds no session id")
-        return session_id, None
+            return _invalid("session cookie holds no session id")
+        return CookieRead(session_id, None, stale)
 
     def _value(self, request: Request) -> str | None:
         """``request.cookies.get(name)``; plain headers are read without WebOb's parser."""
@@ -201,17 +267,28 @@ class SessionCookie:
                 overwrite=True,  # one Set-Cookie per name and response (RFC 6265 4.1.1)
                 **self._attributes,
             )
-        _vary_on_cookie(response)
+            if self._partitioned:  # set_cookie appended the header last
+                header, written = response.headerlist[-1]
+                response.headerlist[-1] = (header, written + self._partitioned)
+        self._mark(response)
 
     def expire(self, response: Response) -> None:
         """Tell the client to drop the session cookie."""
         response.unset_cookie(self.name, strict=False)
-        response.delete_cookie(
-            self.name,
-            path=self._attributes["path"],
-            domain=self._attributes["domain"],
-        )
+        response.headerlist.append(("Set-Cookie", self._deletion))
+        self._mark(response)
+
+    def _mark(self, response: Response) -> None:
+        """What every response that sets or deletes the session cookie carries."""
         _vary_on_cookie(response)
+        if self.cache_control and "Cache-Control" not in response.headers:
+            response.headers["Cache-Control"] = NO_CACHE_SET_COOKIE
+
+
+def _invalid(message: str, cause: BaseException | None = None) -> CookieRead:
+    problem = CookieInvalid(message)
+    problem.__cause__ = cause
+    return CookieRead(None, problem)
 
 
 def _vary_on_cookie(response: Response) -> None:

@@ -4,6 +4,10 @@ Everything derives from :class:`SessionError`. The ``InvalidSession_*`` names ar
 the public names of version 1.8 and stay importable; each has a readable alias.
 ``InvalidSession`` instances are *reported* to ``func_invalid_logger`` (the user
 gets a fresh session); the other classes are raised.
+
+No message names a session id: a session id is a credential. Where an exception is
+about one session, ``str()`` shows ``log_id`` (a keyed hash, the same the package's log
+lines show) and the id itself is the attribute ``session_id``: sensitive, never log it.
 """
 
 from __future__ import annotations
@@ -61,7 +65,23 @@ class ConfigurationError(SessionError, ValueError, _PyramidConfigurationError): 
 
 
 class InvalidSession(SessionError):
-    """The request's session could not be used; a fresh session replaces it."""
+    """The request's session could not be used; a fresh session replaces it.
+
+    ``session_id``: the id the request's cookie named, when the report is about one
+    (else None). It is a credential: never log it. ``log_id``: its keyed hash, which
+    ``str()`` shows (``session 1f0c…: is not in Redis``).
+    """
+
+    reason = "cannot be used"  # the message of a report about one session
+
+    def __init__(
+        self, *args: object, session_id: str | None = None, log_id: str | None = None
+    ) -> None:
+        if not args and log_id is not None:
+            args = (f"session {log_id}: {self.reason}",)
+        super().__init__(*args)
+        self.session_id = session_id
+        self.log_id = log_id
 
 
 class InvalidSession_NoSessionCookie(InvalidSession):
@@ -83,12 +103,16 @@ class InvalidSession_Lazycreate(InvalidSession):
 class InvalidSession_NotInBackend(InvalidSession):
     """The cookie's session id has no data in Redis (expired, deleted, never stored)."""
 
+    reason = "is not in Redis"
+
 
 class SessionGone(InvalidSession_NotInBackend):
     """The session was deleted in Redis while this request was using it.
 
     Reported instead of writing the session back (no resurrection).
     """
+
+    reason = "was deleted while this request used it; its write was dropped"
 
 
 class InvalidSession_DeserializationError(InvalidSession):
@@ -98,6 +122,8 @@ class InvalidSession_DeserializationError(InvalidSession):
 class InvalidSession_PayloadTimeout(InvalidSession):
     """The payload's own expiry time has passed."""
 
+    reason = "its payload's expiry time has passed"
+
 
 class InvalidSession_PastLifetime(InvalidSession):
     """The session is older than ``max_lifetime`` (seconds since its creation, whatever
@@ -106,8 +132,15 @@ class InvalidSession_PastLifetime(InvalidSession):
     ``created`` is the session's creation time (epoch seconds).
     """
 
-    def __init__(self, message: str, created: int) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        created: int,
+        *,
+        session_id: str | None = None,
+        log_id: str | None = None,
+    ) -> None:
+        super().__init__(message, session_id=session_id, log_id=log_id)
         self.created = created
 
 
@@ -136,8 +169,15 @@ class BackendUnavailable(InvalidSession):
     ``error`` is the :class:`SessionBackendError`.
     """
 
-    def __init__(self, message: str, error: BaseException | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        error: BaseException | None = None,
+        *,
+        session_id: str | None = None,
+        log_id: str | None = None,
+    ) -> None:
+        super().__init__(message, session_id=session_id, log_id=log_id)
         self.error = error
 
 
@@ -193,12 +233,16 @@ class SessionWriteConflict(SessionError):
     ``on_conflict="ours"`` this request's values are kept and an instance is *reported*
     to ``func_conflict_logger``; with ``on_conflict="strict"`` it is raised and nothing
     is written. Also raised, with no ``keys``, when a write keeps losing races and gives
-    up after ``cas_retries``.
+    up after ``cas_retries``. A reported conflict's ``session_id`` is the session's id
+    (sensitive: never log it; its message shows a keyed hash instead).
     """
 
-    def __init__(self, message: str, keys: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, message: str, keys: tuple[str, ...] = (), *, session_id: str | None = None
+    ) -> None:
         super().__init__(message)
         self.keys = keys
+        self.session_id = session_id
 
 
 class SessionLockLost(SessionWriteConflict):

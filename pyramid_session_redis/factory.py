@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pyramid.path import DottedNameResolver
@@ -38,7 +39,7 @@ class SessionFactory:
         self.new_id = make_id_generator(settings.id_generator, settings.prefix)
         self.features = ServerFeatures()
         self._client_options = client_options(settings)
-        self._log_key = make_log_key(settings.secret)
+        self._log_key = make_log_key(settings.current_secret)  # the first of several
         self._keys = StorageKeys(
             derive_key(secret, STORAGE_KEY_PURPOSE)
             if settings.hash_keys and (secret := settings.secret) is not None
@@ -59,8 +60,8 @@ class SessionFactory:
         ``request.session`` is first evaluated; a request that never evaluates it
         costs no Redis command.
         """
-        session_id, problem = self.cookie.read(request)
-        session = RedisSession(request, self, session_id, problem)
+        session_id, problem, stale = self.cookie.read(request)
+        session = RedisSession(request, self, session_id, problem, stale)
         session._st  # noqa: B018 - loads the session (one round trip for an existing one)
         return session
 
@@ -110,12 +111,15 @@ def make_codec(settings: SessionSettings) -> Codec:
     return codec
 
 
-def RedisSessionFactory(secret: str | bytes | None = None, **options: Any) -> SessionFactory:
+def RedisSessionFactory(
+    secret: str | bytes | Sequence[str | bytes] | None = None, **options: Any
+) -> SessionFactory:
     """Build a Pyramid session factory backed by Redis.
 
     Takes the keyword options of version 1.8 (see the README's configuration
-    reference). Invalid options or combinations raise ``ConfigurationError``
-    (also a ``ValueError``) here, at start-up, never per request.
+    reference); ``secret`` may be a list: the first signs cookies, all verify them.
+    Invalid options or combinations raise ``ConfigurationError`` (also a
+    ``ValueError``) here, at start-up, never per request.
     """
     return SessionFactory(build_settings(secret, **options))
 

@@ -122,6 +122,7 @@ class RedisSession(SessionDict):
         factory: SessionFactory,
         cookie_id: str | None,
         cookie_problem: InvalidSession | None,
+        stale_cookie: bool = False,
     ) -> None:
         self.request: Request | None = request  # dropped at the end of the request
         self._factory = factory
@@ -135,7 +136,8 @@ class RedisSession(SessionDict):
         self._session_id: str | None = None
         # regenerate_id(): the id whose key holds the session until the move is written
         self._moving_from: str | None = None
-        self._pending = Pending()
+        # A cookie signed with an older secret is re-sent, signed with the current one.
+        self._pending = Pending(recookie=stale_cookie)
         self._lock: str | None = None  # persistence = lock: our token, while held
         self._locked_key: str | None = None
         self._listeners = self._settings.event_listeners
@@ -198,7 +200,10 @@ class RedisSession(SessionDict):
             self._emit(EventKind.CONFLICT, self._mark(), keys=",".join(keys))
         logger = self._settings.func_conflict_logger
         if logger is not None:
-            logger(self.request, SessionWriteConflict(f"session {log_id}: {names}", keys))
+            conflict = SessionWriteConflict(
+                f"session {log_id}: {names}", keys, session_id=self._session_id
+            )
+            logger(self.request, conflict)
 
     def _load(self) -> SessionState:
         mark = self._mark()
@@ -224,16 +229,16 @@ class RedisSession(SessionDict):
         try:
             raw = self._load_locked(key, ttl) if s.lock_mode else self._store().load(key, ttl)
             if raw is None:
-                return self._start_new(InvalidSession_NotInBackend(session_id))
+                return self._start_new(self._invalid(InvalidSession_NotInBackend, session_id))
             codec = codec_for_key(self._factory.codec, key)
             plain = codec.unpack(raw)
             record = codec.decode_plain(plain)
         except LegacyPayloadError as exc:
             return self._start_new(InvalidSession_PayloadLegacy(str(exc)))
         except PayloadUnsignedError as exc:
-            return self._start_new(InvalidSession_PayloadUnsigned(self._tampered(session_id, exc)))
+            return self._start_new(self._tampered(InvalidSession_PayloadUnsigned, session_id, exc))
         except PayloadTamperedError as exc:
-            return self._start_new(InvalidSession_PayloadTampered(self._tampered(session_id, exc)))
+            return self._start_new(self._tampered(InvalidSession_PayloadTampered, session_id, exc))
         except (DecodeError, WrongTypeError) as exc:
             return self._undecodable(exc)
         except SessionBackendError as exc:
@@ -242,12 +247,15 @@ class RedisSession(SessionDict):
             return self._degrade(session_id, exc)
         current = now()
         if record.expires is not None and record.expires <= current and expiry_enforced(s):
-            return self._start_new(InvalidSession_PayloadTimeout(session_id))
+            return self._start_new(self._invalid(InvalidSession_PayloadTimeout, session_id))
         if lifetime_left(s, record, current) <= 0:
             return self._retire(key, session_id, record.created)
         if lapsed(record.data, current):
             log_id = self._factory.log_id(session_id)
-            return self._start_new(UserBindingExpired(f"session {log_id}: user binding lapsed"))
+            lapse = UserBindingExpired(
+                f"session {log_id}: user binding lapsed", session_id=session_id, log_id=log_id
+            )
+            return self._start_new(lapse)
         normalize(s, record)
         state = SessionState(record, raw, plain)
         self._state, self._session_id, self._phase = state, session_id, Phase.LOADED
@@ -258,8 +266,11 @@ class RedisSession(SessionDict):
             state.touch_meta(expires=refresh.expires)
         return state
 
-    def _tampered(self, session_id: str, exc: Exception) -> str:
-        return f"session {self._factory.log_id(session_id)}: {exc}; not loaded"
+    def _tampered(
+        self, kind: type[InvalidSession], session_id: str, exc: Exception
+    ) -> InvalidSession:
+        log_id = self._factory.log_id(session_id)
+        return kind(f"session {log_id}: {exc}; not loaded", session_id=session_id, log_id=log_id)
 
     def _retire(self, key: str, session_id: str, created: int) -> SessionState:
         """A session past ``max_lifetime``: delete it, report it, start a fresh one."""
@@ -273,7 +284,12 @@ class RedisSession(SessionDict):
             log.error("session %s: over-age session not deleted: %s", self._log_id(), exc)
         log_id = self._factory.log_id(session_id)
         state = self._start_new(
-            InvalidSession_PastLifetime(f"session {log_id}: older than max_lifetime", created)
+            InvalidSession_PastLifetime(
+                f"session {log_id}: older than max_lifetime",
+                created,
+                session_id=session_id,
+                log_id=log_id,
+            )
         )
         self._pending.invalidated = True  # the cookie goes, unless a new session replaces it
         return state
@@ -334,6 +350,10 @@ class RedisSession(SessionDict):
         state = SessionState(SessionRecord({}, current, timeout, expires))
         self._state, self._session_id, self._phase = state, None, Phase.NEW
         return state
+
+    def _invalid(self, kind: type[InvalidSession], session_id: str | None) -> InvalidSession:
+        """A report about ``session_id`` whose message shows only its keyed hash."""
+        return kind(session_id=session_id, log_id=self._factory.log_id(session_id))
 
     def _report(self, problem: InvalidSession) -> None:
         if self._listeners:
@@ -526,7 +546,7 @@ class RedisSession(SessionDict):
 
     def _gone(self) -> None:
         """The session was deleted under us: drop the write, never recreate it."""
-        self._report(SessionGone(self._session_id))
+        self._report(self._invalid(SessionGone, self._session_id))
         response = self._response
         if response is not None and self._factory.cookie.allowed(response):
             self._factory.cookie.expire(response)

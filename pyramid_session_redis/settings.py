@@ -46,7 +46,9 @@ DEFAULT_USER_INDEX_LIFETIME = 30 * 24 * 3600
 class SessionSettings:
     """Every option of the session factory, validated and coerced."""
 
-    secret: str | bytes | None = None
+    # One secret, or several (a list in the factory, whitespace-separated in ini files):
+    # the first signs cookies, every one verifies them (see ``secrets``).
+    secret: str | bytes | tuple[str | bytes, ...] | None = None
     timeout: int | None = 1200
     cookie_name: str = "session"
     cookie_max_age: int | datetime.timedelta | None = None
@@ -57,6 +59,8 @@ class SessionSettings:
     cookie_expires: datetime.datetime | datetime.timedelta | int | None = None
     cookie_comment: str | None = None
     cookie_samesite: str | None = None
+    cookie_partitioned: bool = False
+    cookie_cache_control: bool = True
     cookie_on_exception: bool = True
     redis_url: str | None = None
     redis_host: str = "localhost"
@@ -107,6 +111,18 @@ class SessionSettings:
     event_listeners: tuple[Callable[[Any], Any], ...] = ()
 
     # -- derived modes (properties: computed from the fields, never stored) --
+    @property
+    def secrets(self) -> tuple[str | bytes, ...]:
+        """The cookie secrets, current first (empty with a ``cookie_signer``)."""
+        if self.secret is None:
+            return ()
+        return self.secret if isinstance(self.secret, tuple) else (self.secret,)
+
+    @property
+    def current_secret(self) -> str | bytes | None:
+        """The secret that signs new cookies and keys the log hash (the first)."""
+        return self.secrets[0] if self.secrets else None
+
     @property
     def redis_ttl(self) -> bool:
         """Redis keeps a TTL on the key."""
@@ -170,8 +186,10 @@ _CALLABLES = (
 )
 
 
-def build_settings(secret: str | bytes | None = None, **options: Any) -> SessionSettings:
+def build_settings(secret: Any = None, **options: Any) -> SessionSettings:
     """Validate factory keyword arguments and return the settings object."""
+    if isinstance(secret, (list, tuple)):
+        secret = _secret_list(secret)
     for alias, name in OPTION_ALIASES.items():
         if alias in options:
             options[name] = options.pop(alias)
@@ -234,6 +252,13 @@ def _as_1_8_ran(s: SessionSettings) -> SessionSettings:
 
 def _fail(message: str, *options: str) -> None:
     raise ConfigurationError(message, *options)
+
+
+def _secret_list(secrets: list[Any] | tuple[Any, ...]) -> str | bytes | tuple[str | bytes, ...]:
+    """Several secrets as a tuple (one is kept as it is); each a non-empty str or bytes."""
+    if not secrets or not all(isinstance(one, (str, bytes)) and one for one in secrets):
+        _fail("`secret` must be a string or a non-empty list of non-empty strings", "secret")
+    return secrets[0] if len(secrets) == 1 else tuple(secrets)
 
 
 def _validate(s: SessionSettings) -> None:
@@ -336,6 +361,10 @@ COOKIE_NAME_PATTERN = TOKEN_CHAR + "+"
 _COOKIE_ATTRIBUTES = frozenset(
     ("expires", "path", "comment", "domain", "max-age", "secure", "httponly", "samesite")
 )
+# Cookie name prefixes browsers enforce (RFC 6265bis): both need Secure; __Host- also
+# Path=/ and no Domain. Matched case-insensitively, as current browsers do.
+HOST_PREFIX = "__host-"
+SECURE_PREFIXES = ("__secure-", HOST_PREFIX)
 
 
 def _validate_cookie(s: SessionSettings) -> None:
@@ -350,6 +379,29 @@ def _validate_cookie(s: SessionSettings) -> None:
             "`cookie_name` must be a cookie name: letters, digits and !#$%&'*+-.^_`|~, not "
             "starting with $ and not a cookie attribute (path, domain...)",
             "cookie_name",
+        )
+    lowered = name.lower()
+    if lowered.startswith(SECURE_PREFIXES) and not s.cookie_secure:
+        _fail(
+            f"a `cookie_name` starting with {name[: name.index('-') + 1]} requires "
+            "`cookie_secure=True` (browsers reject the cookie otherwise)",
+            "cookie_name",
+            "cookie_secure",
+        )
+    if lowered.startswith(HOST_PREFIX) and (s.cookie_domain is not None or s.cookie_path != "/"):
+        _fail(
+            "a `cookie_name` starting with __Host- requires `cookie_path='/'` and no "
+            "`cookie_domain` (browsers reject the cookie otherwise)",
+            "cookie_name",
+            "cookie_path",
+            "cookie_domain",
+        )
+    if s.cookie_partitioned and not s.cookie_secure:
+        _fail(
+            "`cookie_partitioned=True` requires `cookie_secure=True` (browsers reject a "
+            "Partitioned cookie without Secure)",
+            "cookie_partitioned",
+            "cookie_secure",
         )
     if s.cookie_samesite is not None:
         if str(s.cookie_samesite).lower() not in SAMESITE_VALUES:
@@ -414,8 +466,15 @@ _STR = _none_or(str)
 # 1.8 read 0 as None for these ini integers (for cookie_max_age: not "delete at once").
 _INT_ZERO_NONE = _none_or(lambda value: int(value) or None)
 
+
+def _secrets(value: str) -> str | tuple[str, ...]:
+    """``redis.sessions.secret``: one secret, or several separated by whitespace."""
+    parts = value.split()
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    "secret": _STR,
+    "secret": _none_or(_secrets),
     "timeout": _INT_ZERO_NONE,
     "cookie_name": _STR,
     "cookie_max_age": _INT_ZERO_NONE,
@@ -426,6 +485,8 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "cookie_expires": _none_or(_seconds_delta),
     "cookie_comment": _STR,
     "cookie_samesite": _STR,
+    "cookie_partitioned": _BOOL,
+    "cookie_cache_control": _BOOL,
     "cookie_on_exception": _BOOL,
     "redis_url": _STR,
     "redis_host": _STR,

@@ -12,10 +12,12 @@ import webtest
 from pyramid.config import Configurator
 from pyramid.request import Request
 
+from pyramid_session_redis.cookie import make_signer
 from pyramid_session_redis.exceptions import SessionBackendError
 from pyramid_session_redis.settings import OPTION_NAMES
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
+HTTPS = {"wsgi.url_scheme": "https", "HTTP_HOST": "localhost:443"}
 
 
 def blocks(language: str) -> list[str]:
@@ -50,12 +52,35 @@ def test_ini_examples_build_a_working_app(block: str, redis_url: str) -> None:
     settings = dict(parser["app:main"])
     includes = settings.pop("pyramid.includes")
     settings["redis.sessions.redis_url"] = redis_url
-    settings["redis.sessions.cookie_secure"] = "false"  # webtest speaks plain http
     with Configurator(settings=settings) as config:
         config.include(includes)
         app = serve(config)
+    app.extra_environ = HTTPS  # Secure cookies go back over https only
     assert app.get("/count").text == "1"
     assert app.get("/count").text == "2"
+
+
+def test_the_production_block_sets_a_host_cookie(redis_url: str) -> None:
+    block = README[README.index("## Security") :].split("```ini\n", 1)[1].split("```", 1)[0]
+    parser = configparser.ConfigParser()
+    parser.read_string(block)
+    settings = dict(parser["app:main"])
+    settings["redis.sessions.redis_url"] = redis_url
+    with Configurator(settings=settings) as config:
+        config.include(settings.pop("pyramid.includes"))
+        app = serve(config)
+    app.extra_environ = HTTPS
+    response = app.get("/count")
+    header = response.headers["Set-Cookie"]
+    assert header.startswith("__Host-session=") and "Domain" not in header
+    for attribute in ("Path=/", "secure", "HttpOnly", "SameSite=lax"):
+        assert attribute in header
+    assert response.headers["Cache-Control"] == 'no-cache="Set-Cookie"'
+    assert app.get("/count").text == "2"
+    (fresh,) = app.get("/count", headers={"Cookie": "__Host-session=forged"}).headers.getall(
+        "Set-Cookie"
+    )  # a forged cookie: a fresh session, cookied with the same attributes
+    assert fresh.startswith("__Host-session=") and "secure" in fresh
 
 
 @pytest.mark.parametrize("block", blocks("python"))
@@ -89,7 +114,6 @@ def test_503_example_maps_backend_errors() -> None:
             namespace["session_store_unavailable"], SessionBackendError, renderer="string"
         )
         app = serve(config)
-    from pyramid_session_redis.cookie import make_signer
 
     app.set_cookie("session", make_signer("s").dumps("a" * 64).decode())
     response = app.get("/count", status=503)
