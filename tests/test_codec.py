@@ -28,6 +28,9 @@ from pyramid_session_redis.codec import (
 )
 from pyramid_session_redis.state import SessionState
 
+from . import stored_forms
+from .test_serializer import typed
+
 CREATED = 1795325693
 CSRF = "3f8a2c61d0b94e7a95c2e4f17b8d06a3c5e9f1247ab8d3e06c91f5a27d4b8e10"
 SMALL = {"user_id": 42, "csrf": CSRF, "flash": ["hi"]}
@@ -498,3 +501,29 @@ def test_an_unchanged_compressed_session_is_compared_without_compressing() -> No
     changed = state.encode_if_changed(codec, detect_changes=True)
     assert changed is not None and codec.decode_plain(changed).data["new"] == 1
     assert codec.packs == 0  # packing waits until a write is actually sent
+
+
+# --- stored forms of earlier releases ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "data", "timeout", "expires"), stored_forms.RECORDS)
+@pytest.mark.parametrize("compression", [c[0] for c in stored_forms.COMPRESSIONS])
+@pytest.mark.parametrize("reader", ["zstd", "zlib", "none"])
+def test_payloads_written_by_the_json_envelope_are_read(
+    name: str,
+    data: dict[str, Any],
+    timeout: int | None,
+    expires: int | None,
+    compression: str,
+    reader: str,
+) -> None:
+    """Payloads the 0x01-0x03 writer stored (tests/data/safe_v1.json) decode exactly."""
+    raw = stored_forms.load("safe_v1")[f"{name}/{compression}"]
+    codec = SafeCodec(None, "zstd") if reader == "none" else SafeCodec(1024, reader)
+    record = codec.decode(raw)
+    assert (record.created, record.timeout, record.expires) == (
+        stored_forms.CREATED,
+        timeout,
+        expires,
+    )
+    assert typed(record.data) == typed(data)
