@@ -29,7 +29,7 @@ from pyramid_session_redis.codec import (
 from pyramid_session_redis.state import SessionState
 
 from . import stored_forms
-from .test_serializer import typed
+from .test_tagged_json import typed
 
 CREATED = 1795325693
 CSRF = "3f8a2c61d0b94e7a95c2e4f17b8d06a3c5e9f1247ab8d3e06c91f5a27d4b8e10"

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import pytest
 
-from pyramid_session_redis.serializer import _DECODERS, dumps, is_immutable, loads
+from pyramid_session_redis.tagged_json import _DECODERS, dumps, is_immutable, loads
 
 UTC = timezone.utc
 IST = timezone(timedelta(hours=5, minutes=30))
