@@ -76,8 +76,8 @@ def make_codec(settings: SessionSettings) -> Codec:
     """The safe codec by default; the 1.8 payload layout for user serializers."""
     if settings.legacy_layout:
         assert settings.serialize is not None and settings.deserialize is not None
-        return LegacyCodec(settings.serialize, settings.deserialize)
-    return SafeCodec(settings.compress_threshold, settings.compression)
+        return LegacyCodec(settings.serialize, settings.deserialize, settings.max_payload_bytes)
+    return SafeCodec(settings.compress_threshold, settings.compression, settings.max_payload_bytes)
 
 
 def RedisSessionFactory(secret: str | bytes | None = None, **options: Any) -> SessionFactory:

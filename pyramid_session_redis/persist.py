@@ -26,7 +26,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .codec import Codec, DecodeError, SessionRecord
-from .exceptions import SessionBackendError, SessionLockLost, SessionWriteConflict
+from .exceptions import (
+    SessionBackendError,
+    SessionLockLost,
+    SessionTooLarge,
+    SessionWriteConflict,
+)
 from .lock import LockOutcome
 from .merge import merge
 from .store import CasOutcome, SessionStore, WrongTypeError
@@ -105,7 +110,11 @@ class SessionWriter:
         lock``): the write releases it, and is refused if the lease ran out.
         """
         if lock is not None:
-            payload = self.codec.pack(plain)
+            try:
+                payload = self.codec.pack(plain)
+            except SessionTooLarge:  # nothing is written: free the session at once
+                self.store.release(key, lock)
+                raise
             outcome = self.store.write_unlock(key, lock, payload, ttl)
             if outcome is LockOutcome.FENCED:
                 raise SessionLockLost("the session lock's lease ran out before the write")

@@ -30,6 +30,7 @@ from .exceptions import (
     SessionBackendError,
     SessionGone,
     SessionLockTimeout,
+    SessionTooLarge,
     SessionWriteConflict,
 )
 from .lock import acquire_and_load
@@ -303,7 +304,7 @@ class RedisSession:
         try:
             if state is not None and self._phase is not Phase.DEGRADED:
                 self._finish(state)
-        except (SessionBackendError, SessionWriteConflict) as exc:
+        except (SessionBackendError, SessionWriteConflict, SessionTooLarge) as exc:
             log.error("session %s: not saved: %s", self._factory.log_id(self._session_id), exc)
             if self._pending.cookie_sent and self._response is not None:
                 # The data never reached Redis: take back the cookie that points to it.

@@ -15,7 +15,9 @@ import zstandard
 
 from pyramid_session_redis import serializer
 from pyramid_session_redis.codec import (
-    MAX_INFLATED,
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    JSON_ZLIB_MARKER,
+    JSON_ZSTD_MARKER,
     PLAIN_MARKER,
     ZLIB_MARKER,
     ZSTD_MARKER,
@@ -108,12 +110,13 @@ def test_safe_roundtrip(
 
 def test_safe_layout() -> None:
     raw = SafeCodec().encode(SessionRecord({"a": 1}, CREATED, 1200, CREATED + 1200))
-    # marker, created (u32 BE), timeout 20 min -> 2*20*2+1, expires - created - timeout = 0 -> 1
-    assert raw == b"\x01" + CREATED.to_bytes(4, "big") + bytes([81, 1]) + b'"a":1}'
+    # marker, created (u32 BE), timeout 20 min -> 2*20*2+1, expires - created - timeout = 0 -> 1,
+    # then the MessagePack map {"a": 1}
+    assert raw == b"\x04" + CREATED.to_bytes(4, "big") + bytes([81, 1]) + b"\x81\xa1a\x01"
     raw = SafeCodec().encode(SessionRecord({}, 5, None, None))
-    assert raw == b"\x01\x00\x00\x00\x05\x00\x00}"
+    assert raw == b"\x04\x00\x00\x00\x05\x00\x00\x80"
     raw = SafeCodec().encode(SessionRecord({}, 5, 61, 4))  # 61 s -> 2*122+2; -62 s -> 2*123+2
-    assert raw == b"\x01\x00\x00\x00\x05" + bytes([0xF6, 0x01, 0xF8, 0x01]) + b"}"
+    assert raw == b"\x04\x00\x00\x00\x05" + bytes([0xF6, 0x01, 0xF8, 0x01]) + b"\x80"
 
 
 def test_safe_marker_is_neither_pickle_nor_json() -> None:
@@ -152,7 +155,12 @@ def _valid() -> bytes:
 
 
 def _with_body(body: bytes) -> bytes:
+    """A version 1 (tagged JSON) envelope with ``body`` after the header."""
     return b"\x01" + CREATED.to_bytes(4, "big") + b"\x51\x01" + body
+
+
+def _with_msgpack(body: bytes) -> bytes:
+    return b"\x04" + CREATED.to_bytes(4, "big") + b"\x51\x01" + body
 
 
 @pytest.mark.parametrize(
@@ -178,6 +186,16 @@ def _with_body(body: bytes) -> bytes:
         _with_body(b'"~d":"2024-01-01"}'),
         _with_body(b'"a":{"~p":"x"}}'),
         _with_body(b'"a":' * 50_000 + b"1" + b"}" * 50_001),
+        _with_msgpack(b""),
+        _with_msgpack(b"\x81\xa1a"),  # truncated
+        _with_msgpack(b"\x80\x80"),  # trailing data
+        _with_msgpack(b"\x90"),  # data is a list
+        _with_msgpack(b"\x81\x01\x02"),  # data has an int key
+        _with_msgpack(serializer.dumps({(1,): 2})),  # data has a tuple key
+        _with_msgpack(serializer.dumps((1,))),  # data is a tuple
+        _with_msgpack(b"\x81\xa1a\xc7\x01\x63\x00"),  # unknown extension
+        _with_msgpack(b"\x81\xa1a" * 50_000 + b"\x01"),
+        b"\x04" + CREATED.to_bytes(4, "big") + b"\xff" * 11 + b"\x80",  # endless varint
     ],
 )
 def test_safe_decode_rejects_malformed(raw: bytes) -> None:
@@ -220,7 +238,7 @@ def test_safe_decode_names_foreign_formats() -> None:
     with pytest.raises(DecodeError, match="JSON"):
         SafeCodec().decode(b"{}")
     with pytest.raises(DecodeError, match="reserved"):
-        SafeCodec().decode(b"\x04abc")
+        SafeCodec().decode(b"\x07abc")
 
 
 # --- sizes ---------------------------------------------------------------------------------
@@ -425,6 +443,16 @@ def _zstd(data: bytes, **options: Any) -> bytes:
         b"\x03" + _zstd(b"\x00" * 100) * 2,  # two frames
         b"\x03" + _zstd(b"\x00" * 100, write_content_size=False),  # size not recorded
         b"\x03" + _zstd(b"\x00\x00\x00\x00\x00\x00{}"),  # inflates to garbage
+        b"\x05",
+        b"\x05not zlib at all",
+        b"\x05" + zlib.compress(b"\x00" * 10)[:-3],
+        b"\x05" + zlib.compress(b"\x00" * 10) + b"trailing",
+        b"\x05" + zlib.compress(b"\x00\x00\x00\x00\x00\x00\x90"),  # inflates to a list
+        b"\x06",
+        b"\x06" + _zstd(b"\x00" * 100)[:-3],
+        b"\x06" + _zstd(b"\x00" * 100) + b"trailing",
+        b"\x06" + _zstd(b"\x00" * 100, write_content_size=False),
+        b"\x06" + _zstd(b"\x00\x00\x00\x00\x00\x00{}"),
     ],
 )
 def test_corrupt_compressed_payloads_are_decode_errors(raw: bytes) -> None:
@@ -432,17 +460,19 @@ def test_corrupt_compressed_payloads_are_decode_errors(raw: bytes) -> None:
         SafeCodec().decode(raw)
 
 
-def test_zstd_decompression_bomb_is_refused() -> None:
-    bomb = b"\x03" + _zstd(b"\x00" * (MAX_INFLATED + 1))
+@pytest.mark.parametrize("marker", [ZSTD_MARKER, JSON_ZSTD_MARKER])
+def test_zstd_decompression_bomb_is_refused(marker: int) -> None:
+    bomb = bytes([marker]) + _zstd(b"\x00" * DEFAULT_MAX_PAYLOAD_BYTES)
     assert len(bomb) < 100_000
-    with pytest.raises(DecodeError, match="oversized"):
+    with pytest.raises(DecodeError, match="max_payload_bytes"):
         SafeCodec().decode(bomb)
 
 
-def test_decompression_bomb_is_refused() -> None:
-    bomb = b"\x02" + zlib.compress(b"\x00" * (MAX_INFLATED + 1), 9)
+@pytest.mark.parametrize("marker", [ZLIB_MARKER, JSON_ZLIB_MARKER])
+def test_decompression_bomb_is_refused(marker: int) -> None:
+    bomb = bytes([marker]) + zlib.compress(b"\x00" * DEFAULT_MAX_PAYLOAD_BYTES, 9)
     assert len(bomb) < 100_000
-    with pytest.raises(DecodeError, match="oversized"):
+    with pytest.raises(DecodeError, match="max_payload_bytes"):
         SafeCodec().decode(bomb)
 
 
@@ -450,7 +480,8 @@ def test_decompression_bomb_is_refused() -> None:
 def test_every_truncation_of_a_compressed_payload_is_a_decode_error(
     compression: str, marker: int
 ) -> None:
-    packed = SafeCodec(0, compression).encode(SessionRecord(RICH, CREATED, 1200, None))
+    data = {**RICH, "flash": ["saved"] * 10}
+    packed = SafeCodec(0, compression).encode(SessionRecord(data, CREATED, 1200, None))
     assert packed[0] == marker
     for end in range(len(packed)):
         with pytest.raises(DecodeError):

@@ -1,0 +1,273 @@
+"""Safe, compact value serializer: MessagePack (msgspec) that never executes code when loading.
+
+:func:`dumps` writes MessagePack with msgspec's encoder. Values MessagePack represents
+exactly are written as themselves: str, int from -2**63 to 2**64 - 1, float (64-bit; nan,
+inf and -0.0 included), bool, None, bytes, list, and dict with str keys. Every other
+supported value is an *extension* (a MessagePack ext type), whose payload is more
+MessagePack or ASCII text:
+
+====  ==============================  ===================================================
+ext   type                            payload
+====  ==============================  ===================================================
+1     tuple                           array of the items
+2     set                             array of the items (sorted if orderable)
+3     frozenset                       array of the items (sorted if orderable)
+4     dict with a key that is not     flat array ``[k1, v1, k2, v2, ...]``
+      a str (or has a lone surrogate)
+5     int beyond 64 bits              big-endian two's complement bytes
+6     str with a lone surrogate       UTF-8, surrogates kept (``surrogatepass``)
+7     decimal.Decimal                 ``str(value)``
+8     uuid.UUID                       the 16 bytes
+9     datetime.datetime               ``isoformat()``
+10    datetime.date                   ``isoformat()``
+11    datetime.time                   ``isoformat()``
+12    datetime.timedelta              array ``[days, seconds, microseconds]``
+====  ==============================  ===================================================
+
+Only exact types are supported: subclasses (IntEnum, OrderedDict, namedtuple, ...) and
+other types (bytearray, ...) raise ``TypeError`` rather than coming back as something
+else. Aware datetimes and times come back with a fixed-offset ``datetime.timezone``
+(same offset and instant; a zoneinfo name and ``fold`` are not kept).
+
+:func:`loads` builds extension values from the table only: nothing in the input names a
+type or a function. Malformed input raises ``ValueError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Final
+from uuid import UUID
+
+from msgspec.msgpack import Decoder, Encoder, Ext
+
+__all__ = ["dumps", "is_immutable", "loads"]
+
+TUPLE: Final = 1
+SET: Final = 2
+FROZENSET: Final = 3
+MAPPING: Final = 4
+BIG_INT: Final = 5
+SURROGATE_STR: Final = 6
+DECIMAL: Final = 7
+UUID_BYTES: Final = 8
+DATETIME: Final = 9
+DATE: Final = 10
+TIME: Final = 11
+TIMEDELTA: Final = 12
+
+_NoneType = type(None)
+_STR_ONLY = frozenset({str})
+# Written by MessagePack exactly as they are (ints and strs within its limits, see _exact).
+_LEAVES = frozenset({str, int, float, bool, _NoneType, bytes})
+_TREE = _LEAVES | {list, dict}
+_INT_RANGE = range(-(2**63), 2**64)
+_encode = Encoder().encode
+
+# --- dumps -------------------------------------------------------------------------------
+
+
+def _unsupported(value: Any) -> TypeError:
+    kind = type(value)
+    return TypeError(f"cannot serialize a value of type {kind.__module__}.{kind.__qualname__}")
+
+
+def _is_plain(value: Any) -> bool:
+    """True if ``value`` is a tree of :data:`_LEAVES`, lists and dicts with str keys.
+
+    Whole dicts and lists are checked with ``set(map(type, ...))``, which runs in C.
+    """
+    kind = type(value)
+    if kind is dict:
+        return set(map(type, value)) <= _STR_ONLY and _all_plain(value.values())
+    if kind is list:
+        return _all_plain(value)
+    return kind in _LEAVES
+
+
+def _all_plain(values: Collection[Any]) -> bool:
+    kinds = set(map(type, values))
+    if kinds <= _LEAVES:
+        return True
+    if not kinds <= _TREE:
+        return False
+    return all(_is_plain(value) for value in values if type(value) in (list, dict))
+
+
+def _utf8(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _exact(value: Any) -> Any:
+    """A leaf, or its extension when MessagePack cannot hold it (huge int, lone surrogate)."""
+    kind = type(value)
+    if kind is int and value not in _INT_RANGE:
+        size = value.bit_length() // 8 + 1
+        return Ext(BIG_INT, value.to_bytes(size, "big", signed=True))
+    if kind is str and not _utf8(value):
+        return Ext(SURROGATE_STR, value.encode("utf-8", "surrogatepass"))
+    return value
+
+
+def _tree(value: Any, exact: bool) -> Any:
+    """``value`` with every non-MessagePack value replaced by its extension.
+
+    Not ``exact``: plain subtrees are kept as they are (msgspec then raises for a huge
+    int or a lone surrogate in them, and :func:`dumps` starts over, exact).
+    """
+    kind = type(value)
+    if kind in _LEAVES:
+        return _exact(value) if exact else value
+    if not exact and kind in (list, dict) and _is_plain(value):
+        return value
+    convert = _CONVERTERS.get(kind)
+    if convert is None:
+        raise _unsupported(value)
+    return convert(value, exact)
+
+
+def _items(values: Iterable[Any], exact: bool) -> list[Any]:
+    return [_tree(item, exact) for item in values]
+
+
+def _sorted_items(values: Collection[Any], exact: bool) -> list[Any]:
+    """Items in sorted order when they are orderable, so equal sets encode identically."""
+    try:
+        ordered: Iterable[Any] = sorted(values)
+    except (TypeError, ValueError, ArithmeticError):  # mixed types, sNaN, ...
+        ordered = values
+    return _items(ordered, exact)
+
+
+def _ext(code: int, tree: Any) -> Ext:
+    return Ext(code, _encode(tree))
+
+
+def _dict(value: dict[Any, Any], exact: bool) -> Any:
+    if set(map(type, value)) <= _STR_ONLY and all(map(_utf8, value)):
+        return {key: _tree(item, exact) for key, item in value.items()}
+    return _ext(MAPPING, [_tree(part, exact) for pair in value.items() for part in pair])
+
+
+def _text(code: int) -> Callable[[Any, bool], Ext]:
+    return lambda value, exact: Ext(code, value.isoformat().encode())
+
+
+_CONVERTERS: dict[type, Callable[[Any, bool], Any]] = {
+    list: _items,
+    dict: _dict,
+    tuple: lambda value, exact: _ext(TUPLE, _items(value, exact)),
+    set: lambda value, exact: _ext(SET, _sorted_items(value, exact)),
+    frozenset: lambda value, exact: _ext(FROZENSET, _sorted_items(value, exact)),
+    Decimal: lambda value, exact: Ext(DECIMAL, str(value).encode()),
+    UUID: lambda value, exact: Ext(UUID_BYTES, value.bytes),
+    datetime: _text(DATETIME),
+    date: _text(DATE),
+    time: _text(TIME),
+    timedelta: lambda value, exact: _ext(
+        TIMEDELTA, [value.days, value.seconds, value.microseconds]
+    ),
+}
+
+
+def dumps(value: Any) -> bytes:
+    """Serialize ``value`` to MessagePack; ``TypeError`` for an unsupported type."""
+    try:
+        if _is_plain(value):
+            try:
+                return _encode(value)
+            except (OverflowError, UnicodeEncodeError):
+                return _encode(_tree(value, exact=True))
+        try:
+            return _encode(_tree(value, exact=False))
+        except (OverflowError, UnicodeEncodeError):  # a huge int or lone surrogate in it
+            return _encode(_tree(value, exact=True))
+    except RecursionError as exc:
+        raise ValueError("value is nested too deeply or contains a reference cycle") from exc
+
+
+# --- loads -------------------------------------------------------------------------------
+
+
+def _array(data: memoryview) -> list[Any]:
+    value = _decode(data)
+    if type(value) is not list:
+        raise ValueError(f"extension payload is a {type(value).__name__}, not an array")
+    return value
+
+
+def _mapping(data: memoryview) -> dict[Any, Any]:
+    flat = _array(data)
+    return dict(zip(flat[::2], flat[1::2], strict=True))  # odd length: ValueError
+
+
+def _timedelta(data: memoryview) -> timedelta:
+    parts = _array(data)
+    if len(parts) != 3 or {type(part) for part in parts} != {int}:
+        raise ValueError("a timedelta needs [days, seconds, microseconds]")
+    return timedelta(*parts)
+
+
+def _ascii(data: memoryview) -> str:
+    return str(data, "ascii")
+
+
+_BUILDERS: dict[int, Callable[[memoryview], Any]] = {
+    TUPLE: lambda data: tuple(_array(data)),
+    SET: lambda data: set(_array(data)),
+    FROZENSET: lambda data: frozenset(_array(data)),
+    MAPPING: _mapping,
+    BIG_INT: lambda data: int.from_bytes(data, "big", signed=True),
+    SURROGATE_STR: lambda data: str(data, "utf-8", "surrogatepass"),
+    DECIMAL: lambda data: Decimal(_ascii(data)),
+    UUID_BYTES: lambda data: UUID(bytes=bytes(data)),
+    DATETIME: lambda data: datetime.fromisoformat(_ascii(data)),
+    DATE: lambda data: date.fromisoformat(_ascii(data)),
+    TIME: lambda data: time.fromisoformat(_ascii(data)),
+    TIMEDELTA: _timedelta,
+}
+
+
+def _ext_hook(code: int, data: memoryview) -> Any:
+    build = _BUILDERS.get(code)
+    if build is None:
+        raise ValueError(f"unknown extension type {code}")
+    return build(data)
+
+
+_decode = Decoder(ext_hook=_ext_hook).decode
+# What msgspec or an extension builder may raise on hostile input.
+_MALFORMED = (ValueError, TypeError, ArithmeticError, LookupError, RecursionError)
+
+
+def loads(data: bytes | memoryview) -> Any:
+    """Deserialize the output of :func:`dumps`; ``ValueError`` for any malformed input."""
+    try:
+        return _decode(data)
+    except _MALFORMED as exc:
+        raise ValueError(f"malformed serialized value: {exc}") from exc
+
+
+# --- is_immutable ------------------------------------------------------------------------
+
+_IMMUTABLE = frozenset(
+    {str, int, float, bool, _NoneType, bytes, Decimal, UUID, date, time, datetime, timedelta}
+)
+
+
+def is_immutable(value: Any) -> bool:
+    """True if ``value`` cannot be changed in place (tuples/frozensets: all items too)."""
+    kind = type(value)
+    if kind in _IMMUTABLE:
+        return True
+    if kind is tuple or kind is frozenset:
+        return all(map(is_immutable, value))
+    return False
