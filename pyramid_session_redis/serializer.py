@@ -38,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from itertools import compress
 from typing import Any, Final
 from uuid import UUID
 
@@ -62,7 +63,8 @@ _NoneType = type(None)
 _STR_ONLY = frozenset({str})
 # Written by MessagePack exactly as they are (ints and strs within its limits, see _exact).
 _LEAVES = frozenset({str, int, float, bool, _NoneType, bytes})
-_TREE = _LEAVES | {list, dict}
+_CONTAINERS = frozenset({list, dict})
+_TREE = _LEAVES | _CONTAINERS
 _INT_RANGE = range(-(2**63), 2**64)
 _encode = Encoder().encode
 
@@ -93,7 +95,9 @@ def _all_plain(values: Collection[Any]) -> bool:
         return True
     if not kinds <= _TREE:
         return False
-    return all(_is_plain(value) for value in values if type(value) in (list, dict))
+    # Only the lists and dicts among the values need a look inside (selected in C).
+    containers = compress(values, map(_CONTAINERS.__contains__, map(type, values)))
+    return all(map(_is_plain, containers))
 
 
 def _utf8(text: str) -> bool:
