@@ -44,7 +44,7 @@ from uuid import UUID
 
 from msgspec.msgpack import Decoder, Encoder, Ext
 
-__all__ = ["dumps", "is_immutable", "loads"]
+__all__ = ["dumps", "dumps_data", "is_immutable", "loads"]
 
 TUPLE: Final = 1
 SET: Final = 2
@@ -184,8 +184,21 @@ _CONVERTERS: dict[type, Callable[[Any, bool], Any]] = {
 
 def dumps(value: Any) -> bytes:
     """Serialize ``value`` to MessagePack; ``TypeError`` for an unsupported type."""
+    return _dumps(value, _is_plain)
+
+
+def dumps_data(data: dict[str, Any]) -> bytes:
+    """:func:`dumps` of a dict whose keys the caller has checked are all ``str``."""
+    return _dumps(data, _values_plain)
+
+
+def _values_plain(data: dict[str, Any]) -> bool:
+    return _all_plain(data.values())
+
+
+def _dumps(value: Any, is_plain: Callable[[Any], bool]) -> bytes:
     try:
-        if _is_plain(value):
+        if is_plain(value):
             try:
                 return _encode(value)
             except (OverflowError, UnicodeEncodeError):

@@ -558,3 +558,29 @@ def test_payloads_written_by_the_json_envelope_are_read(
         expires,
     )
     assert typed(record.data) == typed(data)
+
+
+@pytest.mark.parametrize("key", ["\ud800", "a\udfffb", "~t", ""])
+def test_any_str_key_roundtrips_at_the_top_level(key: str) -> None:
+    record = SessionRecord({key: (1, "\ud800"), "plain": 1}, CREATED)
+    assert SafeCodec().decode(SafeCodec().encode(record)) == record
+
+
+def test_compression_contexts_are_per_thread() -> None:
+    import threading
+
+    codec = SafeCodec(0, "zstd")
+    records = [SessionRecord({"n": n, "pad": [f"{n}"] * 300}, CREATED) for n in range(8)]
+    failures: list[int] = []
+
+    def work(record: SessionRecord) -> None:
+        for _ in range(200):
+            if codec.decode(codec.encode(record)) != record:
+                failures.append(record.data["n"])
+
+    threads = [threading.Thread(target=work, args=(record,)) for record in records]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
