@@ -25,6 +25,7 @@ unsupported types) each passes. Samples of the candidates alternate.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import time as clock
@@ -124,10 +125,8 @@ def candidates() -> dict[str, Candidate]:
         "v2 msgspec (default)": (serializer.dumps, serializer.loads),
     }
     for name, make in (("ormsgpack", _ormsgpack), ("orjson", _orjson), ("pickle", _pickle)):
-        try:
+        with contextlib.suppress(ImportError):  # not installed: skipped
             found[name] = make()
-        except ImportError:
-            pass
     return found
 
 
@@ -137,17 +136,18 @@ def guarantees(dumps: Callable[[Any], bytes], loads: Callable[[bytes], Any]) -> 
     cases += [[value, (value,), {"k": value}, {0: value}] for value in SCALARS + CONTAINERS]
     exact = 0
     for value in cases:
-        try:
+        with contextlib.suppress(Exception):  # refused or failed: not exact
             exact += typed(loads(dumps(value))) == typed(value)
-        except Exception:
-            pass
     refused = 0
     for value in UNSUPPORTED:
         try:
             dumps({"k": value})
         except (TypeError, ValueError):
             refused += 1
-    return {"exact round trips": f"{exact}/{len(cases)}", "refused": f"{refused}/{len(UNSUPPORTED)}"}
+    return {
+        "exact round trips": f"{exact}/{len(cases)}",
+        "refused": f"{refused}/{len(UNSUPPORTED)}",
+    }
 
 
 def bench(found: dict[str, Candidate], rounds: int, budget_s: float) -> dict[str, Any]:
@@ -156,7 +156,7 @@ def bench(found: dict[str, Candidate], rounds: int, budget_s: float) -> dict[str
     sizes: dict[tuple[str, str], int] = {}
     for session, value in SESSIONS.items():
         loops = 20 if session == "large" else 500
-        for name, (dumps, loads) in found.items():
+        for name, (dumps, _) in found.items():
             sizes[name, session] = len(dumps(value))
         deadline = clock.perf_counter() + budget_s
         for _ in range(rounds):
