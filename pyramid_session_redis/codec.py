@@ -364,14 +364,19 @@ class SafeCodec:
         return packed if len(packed) < len(plain) else plain
 
     def unpack(self, raw: bytes) -> bytes:
-        """A compressed payload inflated back to its plain envelope; others as they are."""
+        """The plain envelope of stored bytes: inflated if compressed, and a version 1
+        payload read and written again in the current format (so that a request that
+        changes nothing finds nothing changed)."""
         if len(raw) > self._limit:
             raise _too_large(len(raw), self._limit)
+        plain = raw
         inflater = _INFLATERS.get(raw[:1])
-        if inflater is None:
-            return raw
-        marker, inflate = inflater
-        return marker + inflate(memoryview(raw)[1:], self._limit - 1)
+        if inflater is not None:
+            marker, inflate = inflater
+            plain = marker + inflate(memoryview(raw)[1:], self._limit - 1)
+        if plain[:1] == _JSON:
+            return self.encode_plain(self.decode_plain(plain))
+        return plain
 
     def decode_plain(self, raw: bytes) -> SessionRecord:
         """The record in a plain envelope; :class:`DecodeError` for anything malformed."""

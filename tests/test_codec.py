@@ -584,3 +584,18 @@ def test_compression_contexts_are_per_thread() -> None:
     for thread in threads:
         thread.join()
     assert failures == []
+
+
+@pytest.mark.parametrize("form", sorted(stored_forms.load("safe_v1")))
+def test_a_format_1_payload_unpacks_to_its_format_2_plain_form(form: str) -> None:
+    """So an unchanged session read from format 1 is found unchanged (and not rewritten)."""
+    raw = stored_forms.load("safe_v1")[form]
+    codec = CountingCodec()
+    plain = codec.unpack(raw)
+    assert plain[0] == PLAIN_MARKER
+    assert plain == codec.encode_plain(SafeCodec().decode(raw))
+    state = SessionState(codec.decode_plain(plain), raw, plain)
+    state.expose_all()
+    codec.packs = 0
+    assert state.encode_if_changed(codec, detect_changes=True) is None
+    assert codec.packs == 0
