@@ -31,7 +31,7 @@ from pyramid_session_redis.codec import (
 from pyramid_session_redis.state import SessionState
 
 from . import stored_forms
-from .test_tagged_json import typed
+from .test_tagged_json import CONTAINERS, MIXED, SCALARS, short_id, typed
 
 CREATED = 1795325693
 CSRF = "3f8a2c61d0b94e7a95c2e4f17b8d06a3c5e9f1247ab8d3e06c91f5a27d4b8e10"
@@ -599,3 +599,32 @@ def test_a_format_1_payload_unpacks_to_its_format_2_plain_form(form: str) -> Non
     codec.packs = 0
     assert state.encode_if_changed(codec, detect_changes=True) is None
     assert codec.packs == 0
+
+
+ALL_CODECS = {
+    "uncompressed": SafeCodec(None),
+    "zstd": SafeCodec(0, "zstd"),
+    "zlib": SafeCodec(0, "zlib"),
+    "zstd above 1 KB": SafeCodec(1024, "zstd"),
+    "zlib above 1 KB": SafeCodec(1024, "zlib"),
+    "pickle (1.8 layout)": LegacyCodec(pickle.dumps, pickle.loads),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ALL_CODECS))
+@pytest.mark.parametrize(
+    "value", [*SCALARS, *CONTAINERS, pytest.param(MIXED, id="mixed")], ids=short_id
+)
+def test_every_codec_and_compression_roundtrips_every_type(name: str, value: Any) -> None:
+    codec = ALL_CODECS[name]
+    data = {"v": value, "nested": [value, (value,), {"k": value}, {0: value}], "pad": "ab" * 600}
+    record = SessionRecord(data, CREATED, 1200, CREATED + 60)
+    raw = codec.encode(record)
+    decoded = codec.decode(raw)
+    assert typed(decoded.data) == typed(data)
+    assert (decoded.created, decoded.timeout, decoded.expires) == (CREATED, 1200, CREATED + 60)
+    if name != "pickle (1.8 layout)":
+        expected = ALL_CODECS["uncompressed"].encode(record)
+        assert codec.unpack(raw) == expected  # one plain form whatever the compression
+        for reader in ("uncompressed", "zstd", "zlib"):
+            assert typed(ALL_CODECS[reader].decode(raw).data) == typed(data)
