@@ -16,6 +16,7 @@ import zstandard
 from pyramid_session_redis import serializer
 from pyramid_session_redis.codec import (
     DEFAULT_MAX_PAYLOAD_BYTES,
+    JSON_MARKER,
     JSON_ZLIB_MARKER,
     JSON_ZSTD_MARKER,
     PLAIN_MARKER,
@@ -537,19 +538,29 @@ def test_an_unchanged_compressed_session_is_compared_without_compressing() -> No
 # --- stored forms of earlier releases ---------------------------------------------------------
 
 
+STORED_FORMATS = {
+    "safe_v1": (JSON_MARKER, JSON_ZLIB_MARKER, JSON_ZSTD_MARKER),
+    "safe_v2": (PLAIN_MARKER, ZLIB_MARKER, ZSTD_MARKER),
+}
+
+
 @pytest.mark.parametrize(("name", "data", "timeout", "expires"), stored_forms.RECORDS)
 @pytest.mark.parametrize("compression", [c[0] for c in stored_forms.COMPRESSIONS])
 @pytest.mark.parametrize("reader", ["zstd", "zlib", "none"])
-def test_payloads_written_by_the_json_envelope_are_read(
+@pytest.mark.parametrize("stored_format", sorted(STORED_FORMATS))
+def test_payloads_of_every_stored_format_are_read(
     name: str,
     data: dict[str, Any],
     timeout: int | None,
     expires: int | None,
     compression: str,
     reader: str,
+    stored_format: str,
 ) -> None:
-    """Payloads the 0x01-0x03 writer stored (tests/data/safe_v1.json) decode exactly."""
-    raw = stored_forms.load("safe_v1")[f"{name}/{compression}"]
+    """Payloads kept under tests/data/ (format 1: markers 0x01-0x03, format 2: 0x04-0x06),
+    as the writer of their time stored them, decode exactly."""
+    raw = stored_forms.load(stored_format)[f"{name}/{compression}"]
+    assert raw[0] in STORED_FORMATS[stored_format]
     codec = SafeCodec(None, "zstd") if reader == "none" else SafeCodec(1024, reader)
     record = codec.decode(raw)
     assert (record.created, record.timeout, record.expires) == (
@@ -558,6 +569,16 @@ def test_payloads_written_by_the_json_envelope_are_read(
         expires,
     )
     assert typed(record.data) == typed(data)
+
+
+@pytest.mark.parametrize(("name", "data", "timeout", "expires"), stored_forms.RECORDS)
+def test_format_2_is_written_byte_for_byte_as_stored(
+    name: str, data: dict[str, Any], timeout: int | None, expires: int | None
+) -> None:
+    """The plain form is stable: a change of the writer that would rewrite every stored
+    session, or break the comparison with what was loaded, fails here."""
+    record = SessionRecord(data, stored_forms.CREATED, timeout, expires)
+    assert SafeCodec().encode(record) == stored_forms.load("safe_v2")[f"{name}/plain"]
 
 
 @pytest.mark.parametrize("key", ["\ud800", "a\udfffb", "~t", ""])
