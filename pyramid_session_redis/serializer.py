@@ -22,7 +22,12 @@ ext   type                            payload
 10    datetime.date                   ``isoformat()``
 11    datetime.time                   ``isoformat()``
 12    datetime.timedelta              array ``[days, seconds, microseconds]``
+13    str of lowercase hex digits     the bytes they spell (half the size)
 ====  ==============================  ===================================================
+
+Extension 13 is written by :func:`dumps_data` only, for the top-level values of a
+session that look like tokens (a CSRF token, an id from ``secrets.token_hex``): a str
+of 32 to 128 lowercase hex digits, an even number of them.
 
 Only exact types are supported: subclasses (IntEnum, OrderedDict, namedtuple, ...) and
 other types (bytearray, ...) raise ``TypeError`` rather than coming back as something
@@ -58,6 +63,7 @@ DATETIME: Final = 9
 DATE: Final = 10
 TIME: Final = 11
 TIMEDELTA: Final = 12
+HEX_TOKEN: Final = 13
 
 _NoneType = type(None)
 _STR_ONLY = frozenset({str})
@@ -188,25 +194,52 @@ def dumps(value: Any) -> bytes:
 
 
 def dumps_data(data: dict[str, Any]) -> bytes:
-    """:func:`dumps` of a dict whose keys the caller has checked are all ``str``."""
-    return _dumps(data, _values_plain)
+    """:func:`dumps` of a session's data, a dict whose keys the caller has checked are all
+    ``str``; top-level hex tokens are stored as their bytes (extension 13)."""
+    return _dumps(data, _values_plain, _with_tokens)
 
 
 def _values_plain(data: dict[str, Any]) -> bool:
     return _all_plain(data.values())
 
 
-def _dumps(value: Any, is_plain: Callable[[Any], bool]) -> bytes:
+_TOKEN_LENGTHS = frozenset(range(32, 129, 2))
+_HEX_DIGITS = str.maketrans("", "", "0123456789abcdef")
+
+
+def _with_tokens(tree: Any) -> Any:
+    """``tree`` with its hex-token values replaced by extension 13 (a copy if any).
+
+    A dict with a key that MessagePack cannot hold is an extension already: as it is.
+    """
+    if type(tree) is not dict:
+        return tree
+    found = None
+    for key, value in tree.items():
+        if type(value) is str and len(value) in _TOKEN_LENGTHS and not value.translate(_HEX_DIGITS):
+            if found is None:
+                found = dict(tree)
+            found[key] = Ext(HEX_TOKEN, bytes.fromhex(value))
+    return tree if found is None else found
+
+
+def _same(tree: Any) -> Any:
+    return tree
+
+
+def _dumps(
+    value: Any, is_plain: Callable[[Any], bool], finish: Callable[[Any], Any] = _same
+) -> bytes:
     try:
         if is_plain(value):
             try:
-                return _encode(value)
+                return _encode(finish(value))
             except (OverflowError, UnicodeEncodeError):
-                return _encode(_tree(value, exact=True))
+                return _encode(finish(_tree(value, exact=True)))
         try:
-            return _encode(_tree(value, exact=False))
+            return _encode(finish(_tree(value, exact=False)))
         except (OverflowError, UnicodeEncodeError):  # a huge int or lone surrogate in it
-            return _encode(_tree(value, exact=True))
+            return _encode(finish(_tree(value, exact=True)))
     except RecursionError as exc:
         raise ValueError("value is nested too deeply or contains a reference cycle") from exc
 
@@ -250,6 +283,7 @@ _BUILDERS: dict[int, Callable[[memoryview], Any]] = {
     DATE: lambda data: date.fromisoformat(_ascii(data)),
     TIME: lambda data: time.fromisoformat(_ascii(data)),
     TIMEDELTA: _timedelta,
+    HEX_TOKEN: lambda data: data.hex(),
 }
 
 

@@ -201,7 +201,7 @@ def _enc(value: Any) -> bytes:
         b"\xa1\xff",  # invalid UTF-8
         b"\x81\x80\x01",  # a map as a map key (unhashable)
         _ext(0, b""),
-        _ext(13, b"\x90"),
+        _ext(14, b"\x90"),
         _ext(99, b"\x90"),
         _ext(serializer.TUPLE, b"\x01"),  # not an array
         _ext(serializer.TUPLE, b"\x92\x01"),  # truncated inside
@@ -268,3 +268,50 @@ def test_foreign_messagepack_timestamps_are_datetimes() -> None:
     """The standard timestamp extension (never written here) reads as an aware datetime."""
     value = datetime(2024, 1, 1, tzinfo=timezone.utc)
     assert loads(_enc(value)) == value
+
+
+# --- hex tokens ----------------------------------------------------------------------------
+
+TOKEN = "3f8a2c61d0b94e7a95c2e4f17b8d06a3c5e9f1247ab8d3e06c91f5a27d4b8e10"
+
+
+@pytest.mark.parametrize("token", [TOKEN, TOKEN[:32], TOKEN[:40], TOKEN * 2, "0" * 32])
+def test_top_level_hex_tokens_are_stored_as_their_bytes(token: str) -> None:
+    data = {"csrf": token, "other": 1}
+    out = serializer.dumps_data(data)
+    assert bytes.fromhex(token) in out and token.encode() not in out
+    assert len(out) < len(dumps(data)) - len(token) // 2 + 4
+    loaded = loads(out)
+    assert loaded == data and type(loaded["csrf"]) is str
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        TOKEN[:30],  # too short
+        TOKEN * 2 + "ab",  # too long
+        TOKEN[:33],  # odd length
+        TOKEN.upper(),  # not lowercase: would not come back as itself
+        TOKEN[:31] + "g",
+        TOKEN[:31] + "é",
+        b"3f8a2c61d0b94e7a95c2e4f17b8d06a3",  # bytes stay bytes
+    ],
+    ids=repr,
+)
+def test_other_values_are_not_tokens(value: Any) -> None:
+    data = {"v": value}
+    assert serializer.dumps_data(data) == dumps(data)
+    assert typed(loads(serializer.dumps_data(data))) == typed(data)
+
+
+def test_only_top_level_values_are_tokens() -> None:
+    data = {"nested": [TOKEN], "map": {"t": TOKEN}, "tuple": (TOKEN,)}
+    assert serializer.dumps_data(data) == dumps(data)
+    assert dumps({"csrf": TOKEN}) == msgspec.msgpack.encode({"csrf": TOKEN})
+
+
+def test_tokens_next_to_values_that_need_extensions() -> None:
+    data = {"csrf": TOKEN, "when": date(2024, 1, 1), "big": 2**70, "s": "\ud800"}
+    out = serializer.dumps_data(data)
+    assert bytes.fromhex(TOKEN) in out
+    assert typed(loads(out)) == typed(data)
