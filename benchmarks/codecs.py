@@ -36,6 +36,7 @@ from typing import Any
 from uuid import UUID
 
 from pyramid_session_redis import serializer, tagged_json
+from tests import tagged_json_writer
 from tests.test_tagged_json import CONTAINERS, MIXED, SCALARS, Color, MyStr, Thing, typed
 
 from .workloads import SEEDS
@@ -121,7 +122,7 @@ def _orjson() -> Candidate:
 
 def candidates() -> dict[str, Candidate]:
     found: dict[str, Candidate] = {
-        "v1 tagged JSON": (tagged_json.dumps, tagged_json.loads),
+        "v1 tagged JSON": (tagged_json_writer.dumps, tagged_json.loads),
         "v2 msgspec (default)": (serializer.dumps, serializer.loads),
     }
     for name, make in (("ormsgpack", _ormsgpack), ("orjson", _orjson), ("pickle", _pickle)):

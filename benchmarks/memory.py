@@ -36,8 +36,8 @@ from typing import Any
 
 import redis
 
-from pyramid_session_redis import tagged_json
 from pyramid_session_redis.codec import LegacyCodec, SafeCodec, SessionRecord
+from tests import tagged_json_writer
 from tests.servers import RedisServerProcess, find_server_binary
 
 from .workloads import SEEDS
@@ -55,7 +55,7 @@ def ours_payload(created: int) -> bytes:
 def format_1_payload(created: int) -> bytes:
     """The previous release's envelope: the same header, marker 0x01, tagged JSON."""
     header = ours_payload(created)[1:7]
-    return b"\x01" + header + tagged_json.dumps(dict(SEEDS["small"]))[1:]
+    return b"\x01" + header + tagged_json_writer.dumps(dict(SEEDS["small"]))[1:]
 
 
 def legacy_payload(created: int) -> bytes:

@@ -1,8 +1,12 @@
-"""Safe, compact value serializer: tagged JSON that never executes code when loading.
+"""Reader of payload format 1 (markers 0x01-0x03): tagged JSON, never executing code.
 
-:func:`dumps` writes compact UTF-8 JSON. JSON-native values (str, int, float including
-nan/inf, bool, None, list, dict with str keys) are written as themselves; every other
-supported value is a *tag object*, a one-member object whose key is ``~`` plus a letter:
+The library no longer writes this format (see :mod:`.serializer`); it reads what earlier
+versions stored. The writer that made them is kept with the tests
+(``tests/tagged_json_writer.py``).
+
+JSON-native values (str, int, float including nan/inf, bool, None, list, dict with str
+keys) are written as themselves; every other supported value is a *tag object*, a
+one-member object whose key is ``~`` plus a letter:
 
 ======  ==========================  ====================================
 tag     type                        payload
@@ -21,185 +25,25 @@ tag     type                        payload
 ``~p``  datetime.timedelta          int microseconds
 ======  ==========================  ====================================
 
-Escaping: a user dict with exactly one key starting with ``~`` is written with one more
-``~`` in front of that key (``{"~t": 1}`` is written ``{"~~t":1}``) and :func:`loads`
-strips it. A one-member object whose key starts with ``~`` is thus always a tag or an
-escape, never a user dict in disguise; unknown tags are rejected.
-
-Only exact types are supported: subclasses (IntEnum, OrderedDict, namedtuple, ...) raise
-``TypeError`` rather than silently coming back as their base type. Aware datetimes and
-times come back with a fixed-offset ``datetime.timezone`` (same offset and instant; a
-zoneinfo name and ``fold`` are not kept).
+Escaping: a user dict with exactly one key starting with ``~`` was written with one more
+``~`` in front of that key (``{"~t": 1}`` as ``{"~~t":1}``) and :func:`loads` strips it.
+A one-member object whose key starts with ``~`` is thus always a tag or an escape, never
+a user dict in disguise; unknown tags are rejected.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-__all__ = ["dumps", "is_immutable", "loads"]
+__all__ = ["loads"]
 
-_NoneType = type(None)
 _ESC = "~"
-# JSON writes ints in decimal, which CPython caps at 4300 digits by default
-# (sys.set_int_max_str_digits, minimum 640). The exact path writes ints wider than this as
-# hex; the fast path leaves ints to json, which raises past the cap, and then falls back.
-_MAX_PLAIN_INT_BITS = 2000
-_MICROSECOND = timedelta(microseconds=1)
-_STR_ONLY = frozenset({str})
-
-# --- dumps -------------------------------------------------------------------------------
-
-# Types json's C encoder writes natively and exactly, and the ones it hands to ``default``.
-_NATIVE = frozenset({str, int, float, bool, _NoneType})
-_AS_IS = _NATIVE - {int}
-_VIA_DEFAULT = frozenset({bytes, Decimal, UUID, datetime, date, time, timedelta, set, frozenset})
-_LEAVES = _NATIVE | _VIA_DEFAULT
-_TREE = _LEAVES | {list, dict}
-
-
-def _unsupported(value: Any) -> TypeError:
-    kind = type(value)
-    return TypeError(f"cannot serialize a value of type {kind.__module__}.{kind.__qualname__}")
-
-
-def _to_json(value: Any) -> Any:
-    """Return ``value`` as a JSON-native tree with tag objects (the exact, slower path)."""
-    kind = type(value)
-    if kind in _AS_IS:
-        return value
-    encode = _ENCODERS.get(kind)
-    if encode is None:
-        raise _unsupported(value)
-    return encode(value)
-
-
-def _items(values: Iterable[Any]) -> list[Any]:
-    return [_to_json(item) for item in values]
-
-
-def _sorted_items(values: Iterable[Any]) -> list[Any]:
-    """Items in sorted order when they are orderable, so equal sets encode identically."""
-    try:
-        ordered = sorted(values)
-    except (TypeError, ValueError, ArithmeticError):  # mixed types, sNaN, ...
-        ordered = list(values)
-    return _items(ordered)
-
-
-def _encode_int(value: int) -> Any:
-    return value if value.bit_length() <= _MAX_PLAIN_INT_BITS else {"~i": format(value, "x")}
-
-
-def _encode_dict(value: dict[Any, Any]) -> Any:
-    if not set(map(type, value)) <= _STR_ONLY:
-        return {"~m": [_to_json(part) for pair in value.items() for part in pair]}
-    if len(value) == 1:
-        ((key, item),) = value.items()
-        if key[:1] == _ESC:
-            return {_ESC + key: _to_json(item)}
-    return {key: _to_json(item) for key, item in value.items()}
-
-
-_ENCODERS: dict[type, Callable[[Any], Any]] = {
-    int: _encode_int,
-    list: _items,
-    dict: _encode_dict,
-    tuple: lambda v: {"~t": _items(v)},
-    set: lambda v: {"~s": _sorted_items(v)},
-    frozenset: lambda v: {"~f": _sorted_items(v)},
-    bytes: lambda v: {"~b": base64.b64encode(v).decode("ascii")},
-    Decimal: lambda v: {"~n": str(v)},
-    UUID: lambda v: {"~u": v.hex},
-    datetime: lambda v: {"~d": v.isoformat()},
-    date: lambda v: {"~D": v.isoformat()},
-    time: lambda v: {"~T": v.isoformat()},
-    timedelta: lambda v: {"~p": v // _MICROSECOND},
-}
-
-
-def _default(value: Any) -> Any:
-    """``json.JSONEncoder`` hook for the non-JSON leaves that :func:`_is_plain` lets through."""
-    encode = _ENCODERS.get(type(value))
-    if encode is None:
-        raise _unsupported(value)
-    return encode(value)
-
-
-def _is_plain(value: Any) -> bool:
-    """True if json's C encoder plus :func:`_default` write ``value`` exactly as is.
-
-    That rules out tuples, dicts with a non-str key or whose only key starts with ``~``,
-    and subclasses of the JSON types.
-    Whole dicts and lists are checked with ``set(map(type, ...))``, which runs in C.
-    """
-    kind = type(value)
-    if kind is dict:
-        return _is_plain_dict(value)
-    if kind is list:
-        return _all_plain(value)
-    return kind in _LEAVES
-
-
-def _is_plain_dict(value: dict[Any, Any]) -> bool:
-    if len(value) == 1:
-        for key in value:
-            if type(key) is not str or key[:1] == _ESC:
-                return False
-    elif not set(map(type, value)) <= _STR_ONLY:
-        return False
-    return _all_plain(value.values())
-
-
-def _all_plain(values: Collection[Any]) -> bool:
-    kinds = set(map(type, values))
-    if kinds <= _LEAVES:
-        return True
-    if not kinds <= _TREE:
-        return False
-    for value in values:
-        kind = type(value)
-        if kind is dict:
-            if not _is_plain_dict(value):
-                return False
-        elif kind is list and not _all_plain(value):
-            return False
-    return True
-
-
-_SEPARATORS = (",", ":")
-_ENCODER = json.JSONEncoder(
-    ensure_ascii=False, check_circular=False, separators=_SEPARATORS, default=_default
-)
-_ASCII_ENCODER = json.JSONEncoder(check_circular=False, separators=_SEPARATORS, default=_default)
-
-
-def _encode(value: Any) -> tuple[str, Any]:
-    """Return the JSON text of ``value`` and the tree it was written from."""
-    if _is_plain(value):
-        try:
-            return _ENCODER.encode(value), value
-        except ValueError:  # an int too long for a decimal literal: take the exact path
-            pass
-    tree = _to_json(value)
-    return _ENCODER.encode(tree), tree
-
-
-def dumps(value: Any) -> bytes:
-    """Serialize ``value`` to compact UTF-8 JSON; ``TypeError`` for an unsupported type."""
-    try:
-        text, tree = _encode(value)
-    except RecursionError as exc:
-        raise ValueError("value is nested too deeply or contains a reference cycle") from exc
-    try:
-        return text.encode()
-    except UnicodeEncodeError:  # a lone surrogate: write it as a JSON \uXXXX escape
-        return _ASCII_ENCODER.encode(tree).encode("ascii")
 
 
 # --- loads -------------------------------------------------------------------------------
@@ -262,20 +106,3 @@ def loads(data: bytes) -> Any:
     if end != len(text):
         raise ValueError(f"malformed serialized value: trailing data at {end}")
     return value
-
-
-# --- is_immutable ------------------------------------------------------------------------
-
-_IMMUTABLE = frozenset(
-    {str, int, float, bool, _NoneType, bytes, Decimal, UUID, date, time, datetime, timedelta}
-)
-
-
-def is_immutable(value: Any) -> bool:
-    """True if ``value`` cannot be changed in place (tuples/frozensets: all items too)."""
-    kind = type(value)
-    if kind in _IMMUTABLE:
-        return True
-    if kind is tuple or kind is frozenset:
-        return all(map(is_immutable, value))
-    return False

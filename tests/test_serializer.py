@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import math
 import random
@@ -14,7 +15,7 @@ import msgspec
 import pytest
 
 from pyramid_session_redis import serializer
-from pyramid_session_redis.serializer import dumps, loads
+from pyramid_session_redis.serializer import dumps, is_immutable, loads
 
 from .test_tagged_json import (
     CONTAINERS,
@@ -164,8 +165,6 @@ def test_unsupported_type_raises_type_error_naming_it(value: Any, name: str) -> 
 
 
 def test_dict_subclasses_are_refused() -> None:
-    import collections
-
     for value in (collections.OrderedDict(a=1), collections.defaultdict(list)):
         with pytest.raises(TypeError):
             dumps({"k": value})
@@ -315,3 +314,45 @@ def test_tokens_next_to_values_that_need_extensions() -> None:
     out = serializer.dumps_data(data)
     assert bytes.fromhex(TOKEN) in out
     assert typed(loads(out)) == typed(data)
+
+
+# --- is_immutable --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("s", True),
+        (1, True),
+        (10**100, True),
+        (1.5, True),
+        (True, True),
+        (None, True),
+        (b"b", True),
+        (Decimal("1"), True),
+        (UUID(int=1), True),
+        (date(2024, 1, 1), True),
+        (time(1), True),
+        (datetime(2024, 1, 1), True),
+        (timedelta(1), True),
+        ((), True),
+        ((1, "a", (2, (None, b"x"))), True),
+        (frozenset({1, (2, 3)}), True),
+        (frozenset(), True),
+        ((1, [2]), False),
+        ((1, (2, {})), False),
+        (([],), False),
+        (frozenset({(1, Thing())}), False),
+        ([], False),
+        ({}, False),
+        (set(), False),
+        (bytearray(), False),
+        (Thing(), False),
+        (MyStr("s"), False),
+        (Point(1, 2), False),
+        (collections.OrderedDict(), False),
+    ],
+    ids=short_id,
+)
+def test_is_immutable(value: Any, expected: bool) -> None:
+    assert is_immutable(value) is expected
