@@ -125,6 +125,18 @@ def urlsafe_ids() -> Iterator[str]:
         yield secrets.token_urlsafe(48)
 
 
+def per_session(client: redis.Redis, count: int) -> dict[str, float]:
+    """``used_memory`` growth per session, ours and 1.8.1's (plain keys; for the suite)."""
+    created = int(time.time())
+    return {
+        variant: measure(client, plain_keys, ids, payload, count)["used_memory per session"]
+        for variant, ids, payload in (
+            ("ours", hex_ids(), ours_payload(created)),
+            ("legacy", urlsafe_ids(), legacy_payload(created)),
+        )
+    }
+
+
 def run(count: int) -> dict[str, Any]:
     created = int(time.time())
     ours = ours_payload(created)
