@@ -16,11 +16,13 @@ is skipped):
   tuples, and nothing turns tags back into values when loading);
 - ``pickle``: what 1.8 stored (it runs code when loading; for reference only).
 
-For each: microseconds to encode plus decode the benchmark sessions (``workloads.SEEDS``
+For each: CPU microseconds (the thread's CPU time: steadier than wall time on a
+shared machine) to encode plus decode the benchmark sessions (``workloads.SEEDS``
 small and large, and a small session with a datetime, a tuple, a set, a Decimal and a
 UUID), their size, and how many of the safe serializer's round-trip cases (every type,
 nested, big ints, 1 vs 1.0 vs True, list vs tuple, set vs frozenset, key types, refusing
-unsupported types) each passes. Samples of the candidates alternate.
+unsupported types) each passes. Samples of the candidates alternate; the figure is the
+best round.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import statistics
 import time as clock
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, timezone
@@ -156,7 +157,8 @@ def guarantees(dumps: Callable[[Any], bytes], loads: Callable[[bytes], Any]) -> 
 
 
 def bench(found: dict[str, Candidate], rounds: int, budget_s: float) -> dict[str, Any]:
-    """Median µs of encode + decode per session and candidate; bytes."""
+    """CPU µs of encode + decode per session and candidate, best of the rounds (the
+    least disturbed by other work on the machine, as ``timeit`` advises); bytes."""
     samples: dict[tuple[str, str], list[float]] = {}
     sizes: dict[tuple[str, str], int] = {}
     for session, value in SESSIONS.items():
@@ -166,17 +168,17 @@ def bench(found: dict[str, Candidate], rounds: int, budget_s: float) -> dict[str
         deadline = clock.perf_counter() + budget_s
         for _ in range(rounds):
             for name, (dumps, loads) in found.items():
-                started = clock.perf_counter()
+                started = clock.thread_time()
                 for _ in range(loops):
                     loads(dumps(value))
-                elapsed = (clock.perf_counter() - started) / loops
+                elapsed = (clock.thread_time() - started) / loops
                 samples.setdefault((name, session), []).append(elapsed * 1e6)
             if clock.perf_counter() > deadline:
                 break
     return {
         name: {
             session: {
-                "us": round(statistics.median(samples[name, session]), 2),
+                "us": round(min(samples[name, session]), 2),
                 "bytes": sizes[name, session],
             }
             for session in SESSIONS
@@ -187,7 +189,8 @@ def bench(found: dict[str, Candidate], rounds: int, budget_s: float) -> dict[str
 
 def markdown(results: dict[str, Any]) -> str:
     rows = [
-        "| serializer | small µs / bytes | large µs / bytes | rich µs / bytes | exact round trips "
+        "| serializer | small CPU µs / bytes | large CPU µs / bytes | rich CPU µs / bytes "
+        "| exact round trips "
         "| unsupported refused |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
