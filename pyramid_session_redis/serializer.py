@@ -10,8 +10,8 @@ MessagePack or ASCII text:
 ext   type                            payload
 ====  ==============================  ===================================================
 1     tuple                           array of the items
-2     set                             array of the items (sorted if orderable)
-3     frozenset                       array of the items (sorted if orderable)
+2     set                             array of the items (sorted, see below)
+3     frozenset                       array of the items (sorted, see below)
 4     dict with a key that is not     flat array ``[k1, v1, k2, v2, ...]``
       a str (or has a lone surrogate)
 5     int beyond 64 bits              big-endian two's complement bytes
@@ -24,6 +24,11 @@ ext   type                            payload
 12    datetime.timedelta              array ``[days, seconds, microseconds]``
 13    str of lowercase hex digits     the bytes they spell (half the size)
 ====  ==============================  ===================================================
+
+The items of a set or frozenset are sorted, ints, strs or bytes alone by value and any
+other mix by their encoding, so that equal sets encode identically in every process
+(changes are detected by comparing encodings; iteration order follows hash
+randomization).
 
 Extension 13 is written by :func:`dumps_data` only, for the top-level values of a
 session that look like tokens (a CSRF token, an id from ``secrets.token_hex``): a str
@@ -72,6 +77,7 @@ _LEAVES = frozenset({str, int, float, bool, _NoneType, bytes})
 _CONTAINERS = frozenset({list, dict})
 _TREE = _LEAVES | _CONTAINERS
 _INT_RANGE = range(-(2**63), 2**64)
+_TOTALLY_ORDERED = frozenset({int, str, bytes})
 _encode = Encoder().encode
 
 # --- dumps -------------------------------------------------------------------------------
@@ -149,12 +155,16 @@ def _items(values: Iterable[Any], exact: bool) -> list[Any]:
 
 
 def _sorted_items(values: Collection[Any], exact: bool) -> list[Any]:
-    """Items in sorted order when they are orderable, so equal sets encode identically."""
-    try:
-        ordered: Iterable[Any] = sorted(values)
-    except (TypeError, ValueError, ArithmeticError):  # mixed types, sNaN, ...
-        ordered = values
-    return _items(ordered, exact)
+    """A set's items in an order that depends on the items alone, so that equal sets
+    encode identically in every process (iteration order follows hash randomization).
+
+    Ints, strs or bytes alone are sorted; anything else (mixed types, floats with a nan,
+    tuples...) is sorted by encoding.
+    """
+    kinds = set(map(type, values))
+    if len(kinds) == 1 and kinds <= _TOTALLY_ORDERED:
+        return _items(sorted(values), exact)
+    return sorted(_items(values, exact), key=_encode)
 
 
 def _ext(code: int, tree: Any) -> Ext:

@@ -356,3 +356,27 @@ def test_tokens_next_to_values_that_need_extensions() -> None:
 )
 def test_is_immutable(value: Any, expected: bool) -> None:
     assert is_immutable(value) is expected
+
+
+def test_sets_encode_identically_in_every_process() -> None:
+    """Whatever the hash seed: a session read in one worker and compared in another."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pyramid_session_redis.serializer import dumps;"
+        "v = {'mixed': {1, 'a', None, (1, 'b'), 1.5, b'x', frozenset({'p', 2})},"
+        " 'words': {'w%d' % i for i in range(50)}, 'floats': {0.5, -2.0, float('inf')}};"
+        "sys.stdout.write(dumps(v).hex())"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={"PYTHONHASHSEED": str(seed), "PATH": ""},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in (1, 2, 3)
+    }
+    assert len(outputs) == 1
