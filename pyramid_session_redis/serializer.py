@@ -32,7 +32,9 @@ randomization).
 
 Extension 13 is written by :func:`dumps_data` only, for the top-level values of a
 session that look like tokens (a CSRF token, an id from ``secrets.token_hex``): a str
-of 32 to 128 lowercase hex digits, an even number of them.
+of 32 to 128 lowercase hex digits, an even number of them, in a session whose encoding
+is under :data:`TOKENS_BELOW` bytes without them. Larger sessions are compressed, which
+halves hex text anyway, and are not searched for tokens (a loop over every value).
 
 Only exact types are supported: subclasses (IntEnum, OrderedDict, namedtuple, ...) and
 other types (bytearray, ...) raise ``TypeError`` rather than coming back as something
@@ -205,16 +207,24 @@ def dumps(value: Any) -> bytes:
 
 def dumps_data(data: dict[str, Any]) -> bytes:
     """:func:`dumps` of a session's data, a dict whose keys the caller has checked are all
-    ``str``; top-level hex tokens are stored as their bytes (extension 13)."""
-    return _dumps(data, _values_plain, _with_tokens)
+    ``str``; in a small session, top-level hex tokens are stored as their bytes."""
+    out = _dumps(data, _values_plain)
+    if len(out) < TOKENS_BELOW and any(map(_is_token, data.values())):
+        return _dumps(data, _values_plain, _with_tokens)
+    return out
 
 
 def _values_plain(data: dict[str, Any]) -> bool:
     return _all_plain(data.values())
 
 
+TOKENS_BELOW: Final = 1024
 _TOKEN_LENGTHS = frozenset(range(32, 129, 2))
 _HEX_DIGITS = str.maketrans("", "", "0123456789abcdef")
+
+
+def _is_token(value: Any) -> bool:
+    return type(value) is str and len(value) in _TOKEN_LENGTHS and not value.translate(_HEX_DIGITS)
 
 
 def _with_tokens(tree: Any) -> Any:
@@ -226,7 +236,7 @@ def _with_tokens(tree: Any) -> Any:
         return tree
     found = None
     for key, value in tree.items():
-        if type(value) is str and len(value) in _TOKEN_LENGTHS and not value.translate(_HEX_DIGITS):
+        if _is_token(value):
             if found is None:
                 found = dict(tree)
             found[key] = Ext(HEX_TOKEN, bytes.fromhex(value))

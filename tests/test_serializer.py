@@ -380,3 +380,12 @@ def test_sets_encode_identically_in_every_process() -> None:
         for seed in (1, 2, 3)
     }
     assert len(outputs) == 1
+
+
+def test_sessions_of_a_kilobyte_or_more_are_not_searched_for_tokens() -> None:
+    """Those are compressed, which halves hex text anyway."""
+    small = {"csrf": TOKEN, "pad": "x" * (serializer.TOKENS_BELOW - 120)}
+    assert len(dumps(small)) < serializer.TOKENS_BELOW
+    assert bytes.fromhex(TOKEN) in serializer.dumps_data(small)
+    large = {"csrf": TOKEN, "pad": "x" * serializer.TOKENS_BELOW}
+    assert serializer.dumps_data(large) == dumps(large)
