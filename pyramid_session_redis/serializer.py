@@ -54,6 +54,7 @@ from itertools import compress
 from typing import Any, Final
 from uuid import UUID
 
+from msgspec import DecodeError
 from msgspec.msgpack import Decoder, Encoder, Ext
 
 __all__ = ["dumps", "dumps_data", "is_immutable", "loads"]
@@ -315,8 +316,9 @@ def _ext_hook(code: int, data: memoryview) -> Any:
 
 
 _decode = Decoder(ext_hook=_ext_hook).decode
-# What msgspec or an extension builder may raise on hostile input.
-_MALFORMED = (ValueError, TypeError, ArithmeticError, LookupError, RecursionError)
+# What msgspec or an extension builder may raise on hostile input (msgspec's DecodeError
+# is no ValueError in msgspec 0.18, the oldest supported).
+_MALFORMED = (ValueError, TypeError, ArithmeticError, LookupError, RecursionError, DecodeError)
 
 
 def loads(data: bytes | memoryview) -> Any:
