@@ -28,6 +28,7 @@ ENVIRONMENTS: dict[str, tuple[str, list[str]]] = {
     "oldest": (
         "3.10",
         [
+            "msgspec==0.18.6",
             "pyramid==2.0",
             "redis==5.0.0",
             "webob==1.8.7",

@@ -26,7 +26,7 @@ from typing import Any
 
 from tests.servers import RedisServerProcess, find_server_binary
 
-from . import e2e, report, suite
+from . import e2e, memory, report, suite
 from .legacy_env import ensure_legacy_env
 from .workloads import E2E_VARIANTS, FULL, OURS, QUICK, VARIANTS, WORKLOADS, RunSize
 
@@ -89,8 +89,10 @@ def main(argv: list[str]) -> int:
         e2e_batches = (
             {} if args.no_e2e else e2e.run_e2e(E2E_VARIANTS, pythons, server.url, size, log)
         )
+        log(f"Redis memory per session: {size.memory_sessions:,} sessions per library")
+        memory_used = memory.per_session(server.client(), size.memory_sessions)
         aggregate = suite.aggregate(measured["batches"])
-        derived = report.derive(aggregate, measured["batches"], e2e_batches)
+        derived = report.derive(aggregate, measured["batches"], e2e_batches, memory_used)
         results = {
             "meta": meta(server, size, args, measured, load_before, time.perf_counter() - started),
             "aggregate": aggregate,

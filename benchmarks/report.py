@@ -23,7 +23,11 @@ NOISE_FLOOR_US = 5.0  # an overhead this small is noise: no ratio is computed fr
 RT_TARGETS = {"untouched": 0, "read": 1, "write": 2, "create": 1}
 OVERHEAD_WORKLOADS = ("read", "write", "create")
 OVERHEAD_MAX_RATIO = 0.5
-BYTES_MAX_RATIO = 0.7
+# Stored bytes (STRLEN) ours/1.8.1 per seed, and Redis memory per small session.
+BYTES_MAX_RATIO = {"small": 0.6, "large": 0.7}
+MEMORY_MAX_RATIO = 0.7
+# Time per request ours/1.8.1 (the storage and codec issue).
+TIME_MAX_RATIO = {"read": 0.4, "write": 0.7, "large_read": 0.45, "large_write": 0.7}
 E2E_MIN_RATIO = 1.2
 BYTES_SEEDS = (("small", "read"), ("large", "large_read"))  # session, a workload seeded with it
 
@@ -32,8 +36,15 @@ Batches = dict[str, dict[str, list[dict[str, Any]]]]  # variant -> workload -> o
 PerRound = dict[tuple[str, str, str], list[float]]  # (variant, workload, field) -> per round
 
 
-def derive(aggregate: dict[str, Any], batches: Batches, e2e_batches: Batches) -> dict[str, Any]:
-    """Overheads, ours/older ratios, stored sizes, end-to-end rates and the target checks.
+def derive(
+    aggregate: dict[str, Any],
+    batches: Batches,
+    e2e_batches: Batches,
+    memory: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Overheads, ours/older ratios, stored sizes, end-to-end rates, Redis memory per
+    session (``memory``: bytes of ``used_memory`` per session, ours and legacy) and the
+    target checks.
 
     Ratios are paired: computed per round from batches run moments apart, then the
     median over rounds (a noisy machine slows adjacent batches alike).
@@ -79,6 +90,7 @@ def derive(aggregate: dict[str, Any], batches: Batches, e2e_batches: Batches) ->
             for w in E2E_WORKLOADS
             if "ours" in e2e_batches and "legacy" in e2e_batches
         },
+        "memory_per_session": memory or {},
     }
     derived["targets"] = targets(aggregate, derived)
     return derived
@@ -151,10 +163,19 @@ def targets(aggregate: dict[str, Any], derived: dict[str, Any]) -> list[dict[str
         ratio = derived["ours_vs_legacy"][workload]["overhead_ratio"]
         ok = None if ratio is None else ratio <= OVERHEAD_MAX_RATIO
         add(f"overhead ours/1.8.1, {workload}", ratio, f"<= {OVERHEAD_MAX_RATIO}x", ok)
+    for workload, goal in TIME_MAX_RATIO.items():
+        ratio = derived["ours_vs_legacy"][workload]["time_ratio"]
+        ok = None if ratio is None else ratio <= goal
+        add(f"time/request ours/1.8.1, {workload}", ratio, f"<= {goal}x", ok)
     for seed, sizes in derived["stored_bytes"].items():
         ratio = _ratio(sizes.get("ours"), sizes.get("legacy"))
-        ok = None if ratio is None else ratio <= BYTES_MAX_RATIO
-        add(f"bytes/session ours/1.8.1, {seed}", ratio, f"<= {BYTES_MAX_RATIO}x", ok)
+        goal = BYTES_MAX_RATIO[seed]
+        ok = None if ratio is None else ratio <= goal
+        add(f"bytes/session ours/1.8.1, {seed}", ratio, f"<= {goal}x", ok)
+    memory = derived.get("memory_per_session", {})
+    ratio = _ratio(memory.get("ours"), memory.get("legacy"))
+    ok = None if ratio is None else ratio <= MEMORY_MAX_RATIO
+    add("Redis memory/session ours/1.8.1, small", ratio, f"<= {MEMORY_MAX_RATIO}x", ok)
     for e2e_workload in E2E_WORKLOADS:
         ratio = derived["e2e_ratio"].get(e2e_workload.name)
         ok = None if ratio is None else ratio >= E2E_MIN_RATIO

@@ -118,11 +118,19 @@ class RunSize:
     e2e_requests: int  # per workload and variant, over all rounds
     e2e_budget_s: float  # time cap of one end-to-end batch
     concurrency: int = 8
+    memory_sessions: int = 100_000  # small sessions stored per library for used_memory
 
 
 FULL = RunSize(
     rounds=80, batch=60, warmup=100, budget_s=2.0, e2e_rounds=10, e2e_requests=2000, e2e_budget_s=20
 )
 QUICK = RunSize(
-    rounds=5, batch=30, warmup=30, budget_s=0.5, e2e_rounds=2, e2e_requests=200, e2e_budget_s=10
+    rounds=5,
+    batch=30,
+    warmup=30,
+    budget_s=0.5,
+    e2e_rounds=2,
+    e2e_requests=200,
+    e2e_budget_s=10,
+    memory_sessions=10_000,
 )

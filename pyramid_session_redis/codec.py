@@ -2,11 +2,11 @@
 
 :class:`SafeCodec` (the default) writes a compact binary envelope::
 
-    byte 0      0x01: format marker, "plain" (uncompressed), version 1
+    byte 0      0x04: format marker, "plain" (uncompressed) MessagePack, version 2
     bytes 1-4   created: unsigned 32-bit big-endian epoch seconds
     varint      timeout: duration code (below)
     varint      expires - created - (timeout or 0): duration code
-    rest        serializer.dumps(data) minus its first byte, which is always "{"
+    rest        serializer.dumps(data): a MessagePack map
 
 Varints are unsigned LEB128 (7 bits a byte, low group first, high bit set on all but the
 last byte). A duration code is 0 for None; otherwise, with ``zz`` the zigzag mapping
@@ -14,11 +14,17 @@ last byte). A duration code is 0 for None; otherwise, with ``zz`` the zigzag map
 and ``2*zz(d) + 2`` when not. A fresh session with a 20-minute timeout thus spends one byte
 on each field.
 
-Marker 0x02 is the same envelope zlib-compressed: ``0x02`` then ``zlib(bytes 1..end of
-the plain envelope)``; marker 0x03 the same with one Zstandard frame that records its
-content size. Values 0x04-0x1F are reserved for other compressions. A marker can
-never be 0x80 (pickle protocol 2+), ``{`` or ``[`` (JSON text), so a reader can tell
-those formats apart by the first byte.
+Marker 0x05 is the same envelope zlib-compressed: ``0x05`` then ``zlib(bytes 1..end of
+the plain envelope)``; marker 0x06 the same with one Zstandard frame that records its
+content size. Markers 0x01-0x03 are version 1, still read (never written): the same
+header, then the tagged JSON of :mod:`.tagged_json` without its opening ``{``; 0x01 is
+plain, 0x02 zlib, 0x03 zstd. Values 0x07-0x1F are reserved. A marker can never be 0x80
+(pickle protocol 2+), ``{`` or ``[`` (JSON text), so a reader can tell those formats
+apart by the first byte.
+
+Payloads are limited to ``max_payload_bytes`` of plain envelope: a larger one is refused
+when it is packed for storage (:class:`~.exceptions.SessionTooLarge`, nothing is written)
+and when it is read (:class:`DecodeError`, before inflating a compressed one).
 
 :class:`LegacyCodec` stores, through a user's ``serialize``/``deserialize`` pair, the
 payload dict of version 1.x: ``{"m": data, "c": created, "v": 1}`` plus ``"t": timeout``
@@ -27,6 +33,7 @@ and ``"x": expires`` when set.
 
 from __future__ import annotations
 
+import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,9 +41,14 @@ from typing import Any, Final, Protocol
 
 import zstandard
 
-from . import serializer
+from . import serializer, tagged_json
+from .exceptions import SessionTooLarge
 
 __all__ = [
+    "DEFAULT_MAX_PAYLOAD_BYTES",
+    "JSON_MARKER",
+    "JSON_ZLIB_MARKER",
+    "JSON_ZSTD_MARKER",
     "PLAIN_MARKER",
     "ZLIB_MARKER",
     "ZSTD_MARKER",
@@ -48,16 +60,24 @@ __all__ = [
     "SessionRecord",
 ]
 
-PLAIN_MARKER: Final = 0x01
+PLAIN_MARKER: Final = 0x04
 _PLAIN = bytes((PLAIN_MARKER,))
-ZLIB_MARKER: Final = 0x02
+ZLIB_MARKER: Final = 0x05
 _ZLIB = bytes((ZLIB_MARKER,))
-ZSTD_MARKER: Final = 0x03
+ZSTD_MARKER: Final = 0x06
 _ZSTD = bytes((ZSTD_MARKER,))
-_RESERVED_MARKERS = range(0x04, 0x20)
+# Version 1 (tagged JSON): read, never written.
+JSON_MARKER: Final = 0x01
+_JSON = bytes((JSON_MARKER,))
+JSON_ZLIB_MARKER: Final = 0x02
+_JSON_ZLIB = bytes((JSON_ZLIB_MARKER,))
+JSON_ZSTD_MARKER: Final = 0x03
+_JSON_ZSTD = bytes((JSON_ZSTD_MARKER,))
+_RESERVED_MARKERS = range(0x07, 0x20)
 COMPRESSIONS = ("zstd", "zlib")
-# A compressed payload may not inflate beyond this (a decompression bomb is corruption).
-MAX_INFLATED = 16 * 1024 * 1024
+DEFAULT_MAX_PAYLOAD_BYTES: Final = 1024 * 1024
+# With max_payload_bytes=None: the largest string Redis stores (proto-max-bulk-len).
+REDIS_MAX_STRING: Final = 512 * 1024 * 1024
 _FOREIGN_MARKERS = {0x80: "a pickle", ord("{"): "JSON", ord("["): "JSON"}
 _MAX_U32 = 0xFFFF_FFFF
 _MAX_VARINT_BYTES = 10
@@ -220,14 +240,21 @@ def _marker_error(raw: bytes) -> DecodeError:
     return DecodeError(f"unknown format marker 0x{marker:02x}")
 
 
-def _inflate(packed: memoryview) -> bytes:
+def _too_large(size: int, limit: int) -> DecodeError:
+    return DecodeError(f"stored payload of {size} bytes exceeds max_payload_bytes={limit}")
+
+
+def _inflate(packed: memoryview, limit: int) -> bytes:
+    """zlib-inflate at most ``limit`` bytes (zlib does not record the size in advance)."""
     inflater = zlib.decompressobj()
     try:
-        out = inflater.decompress(packed, MAX_INFLATED)
+        out = inflater.decompress(packed, limit)
     except zlib.error as exc:
         raise DecodeError(f"corrupt compressed payload: {exc}") from exc
-    if not inflater.eof or inflater.unconsumed_tail or inflater.unused_data:
-        raise DecodeError("compressed payload is truncated, oversized or has trailing bytes")
+    if inflater.unconsumed_tail:
+        raise DecodeError(f"compressed payload inflates beyond max_payload_bytes={limit + 1}")
+    if not inflater.eof or inflater.unused_data:
+        raise DecodeError("compressed payload is truncated or has trailing bytes")
     return out
 
 
@@ -235,42 +262,72 @@ def _zlib(plain: memoryview) -> bytes:
     return zlib.compress(plain, 1)
 
 
-def _unzstd(packed: memoryview) -> bytes:
+class _ZstdContexts(threading.local):
+    """One compressor and one decompressor per thread: instances are not thread-safe,
+    and creating them costs about as much as compressing 20 KB."""
+
+    def __init__(self) -> None:
+        self.compressor = zstandard.ZstdCompressor(level=1, write_content_size=True)
+        self.decompressor = zstandard.ZstdDecompressor()
+
+
+_ZSTD_CONTEXTS = _ZstdContexts()
+
+
+def _unzstd(packed: memoryview, limit: int) -> bytes:
+    """Inflate one zstd frame, refused before inflating if its recorded size is too big."""
     try:
         size = zstandard.frame_content_size(packed)
-        if not 0 <= size <= MAX_INFLATED:
-            raise DecodeError("compressed payload is oversized or does not record its size")
-        inflater = zstandard.ZstdDecompressor().decompressobj()
-        out: bytes = inflater.decompress(packed)
+        if size < 0:
+            raise DecodeError("compressed payload does not record its size")
+        if size > limit:
+            raise _too_large(size + 1, limit + 1)
+        out: bytes = _ZSTD_CONTEXTS.decompressor.decompress(packed, allow_extra_data=False)
     except zstandard.ZstdError as exc:
-        raise DecodeError(f"corrupt compressed payload: {exc}") from exc
-    if not inflater.eof or inflater.unused_data or len(out) != size:
-        raise DecodeError("compressed payload is truncated or has trailing bytes")
+        raise DecodeError(f"corrupt or truncated compressed payload: {exc}") from exc
+    if len(out) != size:
+        raise DecodeError("compressed payload inflates to another size than it records")
     return out
 
 
 def _zstd(plain: memoryview) -> bytes:
-    # A compressor per call: instances are not thread-safe, and creating one is cheap.
-    packed: bytes = zstandard.ZstdCompressor(level=1, write_content_size=True).compress(plain)
+    packed: bytes = _ZSTD_CONTEXTS.compressor.compress(plain)
     return packed
 
 
+# compressed marker -> (plain marker, inflate)
+_INFLATERS: dict[bytes, tuple[bytes, Callable[[memoryview, int], bytes]]] = {
+    _ZSTD: (_PLAIN, _unzstd),
+    _ZLIB: (_PLAIN, _inflate),
+    _JSON_ZSTD: (_JSON, _unzstd),
+    _JSON_ZLIB: (_JSON, _inflate),
+}
+
+
 class SafeCodec:
-    """The default codec: a marker byte, a binary header, then the safe JSON serializer.
+    """The default codec: a marker byte, a binary header, then the MessagePack serializer.
 
     With ``compress_threshold``, an envelope of at least that many bytes is stored
-    compressed (``compression``: "zstd", marker 0x03, or "zlib", marker 0x02, then the
+    compressed (``compression``: "zstd", marker 0x06, or "zlib", marker 0x05, then the
     compressed rest of the plain envelope) when that is smaller. Decoding reads every
-    form whatever the settings, so they can change at any time.
+    form, including version 1's, whatever the settings, so they can change at any time.
+    A plain envelope longer than ``max_payload_bytes`` (None: no limit but Redis's own)
+    is neither stored nor read.
     """
 
-    __slots__ = ("_compress", "_marker", "_threshold")
+    __slots__ = ("_compress", "_limit", "_marker", "_threshold")
 
-    def __init__(self, compress_threshold: int | None = None, compression: str = "zstd") -> None:
+    def __init__(
+        self,
+        compress_threshold: int | None = None,
+        compression: str = "zstd",
+        max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
+    ) -> None:
         if compression not in COMPRESSIONS:
             raise ValueError(f"compression must be one of {COMPRESSIONS}, not {compression!r}")
         self._threshold = compress_threshold
         self._marker, self._compress = (_ZSTD, _zstd) if compression == "zstd" else (_ZLIB, _zlib)
+        self._limit = REDIS_MAX_STRING if max_payload_bytes is None else max_payload_bytes
 
     def encode(self, record: SessionRecord) -> bytes:
         """The envelope described in the module docstring; TypeError/ValueError if invalid."""
@@ -281,7 +338,7 @@ class SafeCodec:
         return self.decode_plain(self.unpack(raw))
 
     def encode_plain(self, record: SessionRecord) -> bytes:
-        """The plain (marker 0x01) envelope of ``record``."""
+        """The plain (marker 0x04) envelope of ``record``."""
         data, created, timeout, expires = (
             record.data,
             record.created,
@@ -292,28 +349,39 @@ class SafeCodec:
             raise TypeError("SessionRecord.data must be a dict with str keys")
         if not _valid_times(created, timeout, expires):
             raise TypeError("SessionRecord.created must be an int, timeout/expires int or None")
-        body = memoryview(serializer.dumps(data))[1:]  # drop the implied "{"
-        return _header(created, timeout, expires) + body
+        return _header(created, timeout, expires) + serializer.dumps_data(data)
 
     def pack(self, plain: bytes) -> bytes:
-        """``plain`` compressed when it reaches the threshold and that makes it smaller."""
+        """``plain`` compressed when it reaches the threshold and that makes it smaller.
+
+        :class:`~.exceptions.SessionTooLarge` if it exceeds ``max_payload_bytes``.
+        """
+        if len(plain) > self._limit:
+            raise SessionTooLarge(len(plain), self._limit)
         if self._threshold is None or len(plain) < self._threshold:
             return plain
         packed = self._marker + self._compress(memoryview(plain)[1:])
         return packed if len(packed) < len(plain) else plain
 
     def unpack(self, raw: bytes) -> bytes:
-        """A compressed payload inflated back to its plain envelope; others as they are."""
-        marker = raw[:1]
-        if marker == _ZSTD:
-            return _PLAIN + _unzstd(memoryview(raw)[1:])
-        if marker == _ZLIB:
-            return _PLAIN + _inflate(memoryview(raw)[1:])
-        return raw
+        """The plain envelope of stored bytes: inflated if compressed, and a version 1
+        payload read and written again in the current format (so that a request that
+        changes nothing finds nothing changed)."""
+        if len(raw) > self._limit:
+            raise _too_large(len(raw), self._limit)
+        plain = raw
+        inflater = _INFLATERS.get(raw[:1])
+        if inflater is not None:
+            marker, inflate = inflater
+            plain = marker + inflate(memoryview(raw)[1:], self._limit - 1)
+        if plain[:1] == _JSON:
+            return self.encode_plain(self.decode_plain(plain))
+        return plain
 
     def decode_plain(self, raw: bytes) -> SessionRecord:
         """The record in a plain envelope; :class:`DecodeError` for anything malformed."""
-        if raw[:1] != _PLAIN:
+        marker = raw[:1]
+        if marker != _PLAIN and marker != _JSON:
             raise _marker_error(raw)
         if len(raw) < 5:
             raise DecodeError("truncated header")
@@ -323,21 +391,36 @@ class SafeCodec:
         timeout, since = _duration(timeout_code), _duration(since_code)
         expires = None if since is None else created + (timeout or 0) + since
         _check_ranges(timeout, expires)
-        return SessionRecord(_load_data(raw, pos), created, timeout, expires)
+        body = memoryview(raw)[pos:]
+        data = _load_data(body) if marker == _PLAIN else _load_json_data(body)
+        return SessionRecord(data, created, timeout, expires)
 
     def encode_value(self, value: Any) -> bytes:
         """``serializer.dumps(value)``."""
         return serializer.dumps(value)
 
 
-def _load_data(raw: bytes, pos: int) -> dict[str, Any]:
-    try:
-        data = serializer.loads(b"{" + memoryview(raw)[pos:])
-    except ValueError as exc:
-        raise DecodeError(f"malformed session data: {exc}") from exc
+def _checked_data(data: object) -> dict[str, Any]:
     if type(data) is not dict or not set(map(type, data)) <= _STR_ONLY:
         raise DecodeError("session data is not a dict with str keys")
     return data
+
+
+def _load_data(body: memoryview) -> dict[str, Any]:
+    try:
+        data = serializer.loads(body)
+    except ValueError as exc:
+        raise DecodeError(f"malformed session data: {exc}") from exc
+    return _checked_data(data)
+
+
+def _load_json_data(body: memoryview) -> dict[str, Any]:
+    """Version 1: tagged JSON without its opening brace."""
+    try:
+        data = tagged_json.loads(b"{" + body)
+    except ValueError as exc:
+        raise DecodeError(f"malformed session data: {exc}") from exc
+    return _checked_data(data)
 
 
 # --- LegacyCodec --------------------------------------------------------------------------
@@ -383,13 +466,17 @@ class LegacyCodec:
     store. Unpickling untrusted bytes runs code; this codec is for users who chose that.
     """
 
-    __slots__ = ("_deserialize", "_serialize")
+    __slots__ = ("_deserialize", "_limit", "_serialize")
 
     def __init__(
-        self, serialize: Callable[[Any], bytes | str], deserialize: Callable[[bytes], Any]
+        self,
+        serialize: Callable[[Any], bytes | str],
+        deserialize: Callable[[bytes], Any],
+        max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         self._serialize = serialize
         self._deserialize = deserialize
+        self._limit = REDIS_MAX_STRING if max_payload_bytes is None else max_payload_bytes
 
     def encode(self, record: SessionRecord) -> bytes:
         """``serialize({"m": data, "c": created, "v": 1[, "x": expires][, "t": timeout]})``.
@@ -406,15 +493,22 @@ class LegacyCodec:
     encode_plain = encode  # 1.x stored payloads as they are: no packing
 
     def pack(self, plain: bytes) -> bytes:
+        """``plain`` as it is; :class:`~.exceptions.SessionTooLarge` beyond the limit."""
+        if len(plain) > self._limit:
+            raise SessionTooLarge(len(plain), self._limit)
         return plain
 
     def unpack(self, raw: bytes) -> bytes:
+        """``raw`` as it is; :class:`DecodeError` beyond the limit (before deserializing)."""
+        if len(raw) > self._limit:
+            raise _too_large(len(raw), self._limit)
         return raw
 
-    def decode_plain(self, raw: bytes) -> SessionRecord:
-        return self.decode(raw)
-
     def decode(self, raw: bytes) -> SessionRecord:
+        """Check the size, deserialize and validate; any failure becomes :class:`DecodeError`."""
+        return self.decode_plain(self.unpack(raw))
+
+    def decode_plain(self, raw: bytes) -> SessionRecord:
         """Deserialize and validate; any failure becomes :class:`DecodeError`."""
         try:
             payload = self._deserialize(raw)

@@ -44,6 +44,7 @@ __all__ = [
     "SessionGone",
     "SessionLockLost",
     "SessionLockTimeout",
+    "SessionTooLarge",
     "SessionWriteConflict",
     "UserBindingExpired",
 ]
@@ -249,6 +250,19 @@ class SessionLockLost(SessionWriteConflict):
     """``persistence = lock``: the lock's lease (``lock_timeout``) ran out before this
     request saved, so another request may have taken it; nothing was written.
     """
+
+
+class SessionTooLarge(SessionError):
+    """The session's serialized payload is larger than ``max_payload_bytes``.
+
+    Raised when the session is saved; nothing is written (the stored session, if any,
+    stays as it was). ``size`` and ``limit`` are in bytes, before compression.
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"session payload of {size} bytes exceeds max_payload_bytes={limit}")
+        self.size = size
+        self.limit = limit
 
 
 # Readable aliases for the 1.8 names.

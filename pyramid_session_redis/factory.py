@@ -101,9 +101,11 @@ def make_codec(settings: SessionSettings) -> Codec:
     codec: Codec
     if settings.legacy_layout:
         assert settings.serialize is not None and settings.deserialize is not None
-        codec = LegacyCodec(settings.serialize, settings.deserialize)
+        codec = LegacyCodec(settings.serialize, settings.deserialize, settings.max_payload_bytes)
     else:
-        codec = SafeCodec(settings.compress_threshold, settings.compression)
+        codec = SafeCodec(
+            settings.compress_threshold, settings.compression, settings.max_payload_bytes
+        )
     if settings.sign_payloads:
         assert settings.secret is not None  # validated
         mac_key = derive_key(settings.secret, PAYLOAD_MAC_PURPOSE)

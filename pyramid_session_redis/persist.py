@@ -32,7 +32,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .codec import Codec, DecodeError, SessionRecord
-from .exceptions import SessionBackendError, SessionLockLost, SessionWriteConflict
+from .exceptions import (
+    SessionBackendError,
+    SessionLockLost,
+    SessionTooLarge,
+    SessionWriteConflict,
+)
 from .integrity import codec_for_key
 from .lock import LockOutcome
 from .merge import merge
@@ -132,7 +137,11 @@ class SessionWriter:
         lock``): the write releases it, and is refused if the lease ran out.
         """
         if lock is not None:
-            payload = self._pack(key, plain)
+            try:
+                payload = self._pack(key, plain)
+            except SessionTooLarge:  # nothing is written: free the session at once
+                self.store.release(key, lock)
+                raise
             outcome = self.store.write_unlock(key, lock, payload, ttl)
             if outcome is LockOutcome.FENCED:
                 raise SessionLockLost("the session lock's lease ran out before the write")

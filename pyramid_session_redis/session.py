@@ -33,6 +33,7 @@ from .exceptions import (
     SessionBackendError,
     SessionGone,
     SessionLockTimeout,
+    SessionTooLarge,
     SessionWriteConflict,
     UserBindingExpired,
 )
@@ -407,7 +408,7 @@ class RedisSession(SessionDict):
                 self._index_saved(index, state)
                 if mark is not None and action is not Write.NOTHING:
                     self._emit(SAVE_EVENTS[action], mark, len(state.loaded or b""))
-        except (SessionBackendError, SessionWriteConflict) as exc:
+        except (SessionBackendError, SessionWriteConflict, SessionTooLarge) as exc:
             self._emit_error(mark, exc, "save")
             log.error("session %s: not saved: %s", self._factory.log_id(self._session_id), exc)
             if self._pending.cookie_sent and self._response is not None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from pyramid.path import DottedNameResolver
 
-from .codec import COMPRESSIONS
+from .codec import COMPRESSIONS, DEFAULT_MAX_PAYLOAD_BYTES
 from .exceptions import ConfigurationError
 
 log = logging.getLogger("pyramid_session_redis")
@@ -109,6 +109,7 @@ class SessionSettings:
     unsigned_payloads: str = "resign"
     user_index_lifetime: int = DEFAULT_USER_INDEX_LIFETIME
     event_listeners: tuple[Callable[[Any], Any], ...] = ()
+    max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES
 
     # -- derived modes (properties: computed from the fields, never stored) --
     @property
@@ -310,6 +311,12 @@ def _validate(s: SessionSettings) -> None:
         _fail("`compress_threshold` must be a number of bytes >= 0, or None", "compress_threshold")
     if s.compression not in COMPRESSIONS:
         _fail(f"`compression` must be one of {', '.join(COMPRESSIONS)}", "compression")
+    if s.max_payload_bytes is not None and (
+        isinstance(s.max_payload_bytes, bool)
+        or not isinstance(s.max_payload_bytes, int)
+        or s.max_payload_bytes <= 0
+    ):
+        _fail("`max_payload_bytes` must be a number of bytes > 0, or None", "max_payload_bytes")
     if not isinstance(s.cas_retries, int) or s.cas_retries < 0:
         _fail("`cas_retries` must be a whole number >= 0", "cas_retries")
     if s.on_conflict not in CONFLICT_POLICIES:
@@ -524,6 +531,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "sign_payloads": _BOOL,
     "unsigned_payloads": _STR,
     "user_index_lifetime": _INT,
+    "max_payload_bytes": _INT,
 }
 _DOTTED = (*_CALLABLES, "cookie_signer", "redis_connection_pool")
 

@@ -15,7 +15,10 @@ import zstandard
 
 from pyramid_session_redis import serializer
 from pyramid_session_redis.codec import (
-    MAX_INFLATED,
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    JSON_MARKER,
+    JSON_ZLIB_MARKER,
+    JSON_ZSTD_MARKER,
     PLAIN_MARKER,
     ZLIB_MARKER,
     ZSTD_MARKER,
@@ -27,6 +30,9 @@ from pyramid_session_redis.codec import (
     SessionRecord,
 )
 from pyramid_session_redis.state import SessionState
+
+from . import stored_forms
+from .test_tagged_json import CONTAINERS, MIXED, SCALARS, short_id, typed
 
 CREATED = 1795325693
 CSRF = "3f8a2c61d0b94e7a95c2e4f17b8d06a3c5e9f1247ab8d3e06c91f5a27d4b8e10"
@@ -105,12 +111,13 @@ def test_safe_roundtrip(
 
 def test_safe_layout() -> None:
     raw = SafeCodec().encode(SessionRecord({"a": 1}, CREATED, 1200, CREATED + 1200))
-    # marker, created (u32 BE), timeout 20 min -> 2*20*2+1, expires - created - timeout = 0 -> 1
-    assert raw == b"\x01" + CREATED.to_bytes(4, "big") + bytes([81, 1]) + b'"a":1}'
+    # marker, created (u32 BE), timeout 20 min -> 2*20*2+1, expires - created - timeout = 0 -> 1,
+    # then the MessagePack map {"a": 1}
+    assert raw == b"\x04" + CREATED.to_bytes(4, "big") + bytes([81, 1]) + b"\x81\xa1a\x01"
     raw = SafeCodec().encode(SessionRecord({}, 5, None, None))
-    assert raw == b"\x01\x00\x00\x00\x05\x00\x00}"
+    assert raw == b"\x04\x00\x00\x00\x05\x00\x00\x80"
     raw = SafeCodec().encode(SessionRecord({}, 5, 61, 4))  # 61 s -> 2*122+2; -62 s -> 2*123+2
-    assert raw == b"\x01\x00\x00\x00\x05" + bytes([0xF6, 0x01, 0xF8, 0x01]) + b"}"
+    assert raw == b"\x04\x00\x00\x00\x05" + bytes([0xF6, 0x01, 0xF8, 0x01]) + b"\x80"
 
 
 def test_safe_marker_is_neither_pickle_nor_json() -> None:
@@ -149,7 +156,12 @@ def _valid() -> bytes:
 
 
 def _with_body(body: bytes) -> bytes:
+    """A version 1 (tagged JSON) envelope with ``body`` after the header."""
     return b"\x01" + CREATED.to_bytes(4, "big") + b"\x51\x01" + body
+
+
+def _with_msgpack(body: bytes) -> bytes:
+    return b"\x04" + CREATED.to_bytes(4, "big") + b"\x51\x01" + body
 
 
 @pytest.mark.parametrize(
@@ -175,6 +187,16 @@ def _with_body(body: bytes) -> bytes:
         _with_body(b'"~d":"2024-01-01"}'),
         _with_body(b'"a":{"~p":"x"}}'),
         _with_body(b'"a":' * 50_000 + b"1" + b"}" * 50_001),
+        _with_msgpack(b""),
+        _with_msgpack(b"\x81\xa1a"),  # truncated
+        _with_msgpack(b"\x80\x80"),  # trailing data
+        _with_msgpack(b"\x90"),  # data is a list
+        _with_msgpack(b"\x81\x01\x02"),  # data has an int key
+        _with_msgpack(serializer.dumps({(1,): 2})),  # data has a tuple key
+        _with_msgpack(serializer.dumps((1,))),  # data is a tuple
+        _with_msgpack(b"\x81\xa1a\xc7\x01\x63\x00"),  # unknown extension
+        _with_msgpack(b"\x81\xa1a" * 50_000 + b"\x01"),
+        b"\x04" + CREATED.to_bytes(4, "big") + b"\xff" * 11 + b"\x80",  # endless varint
     ],
 )
 def test_safe_decode_rejects_malformed(raw: bytes) -> None:
@@ -217,7 +239,7 @@ def test_safe_decode_names_foreign_formats() -> None:
     with pytest.raises(DecodeError, match="JSON"):
         SafeCodec().decode(b"{}")
     with pytest.raises(DecodeError, match="reserved"):
-        SafeCodec().decode(b"\x04abc")
+        SafeCodec().decode(b"\x07abc")
 
 
 # --- sizes ---------------------------------------------------------------------------------
@@ -422,6 +444,16 @@ def _zstd(data: bytes, **options: Any) -> bytes:
         b"\x03" + _zstd(b"\x00" * 100) * 2,  # two frames
         b"\x03" + _zstd(b"\x00" * 100, write_content_size=False),  # size not recorded
         b"\x03" + _zstd(b"\x00\x00\x00\x00\x00\x00{}"),  # inflates to garbage
+        b"\x05",
+        b"\x05not zlib at all",
+        b"\x05" + zlib.compress(b"\x00" * 10)[:-3],
+        b"\x05" + zlib.compress(b"\x00" * 10) + b"trailing",
+        b"\x05" + zlib.compress(b"\x00\x00\x00\x00\x00\x00\x90"),  # inflates to a list
+        b"\x06",
+        b"\x06" + _zstd(b"\x00" * 100)[:-3],
+        b"\x06" + _zstd(b"\x00" * 100) + b"trailing",
+        b"\x06" + _zstd(b"\x00" * 100, write_content_size=False),
+        b"\x06" + _zstd(b"\x00\x00\x00\x00\x00\x00{}"),
     ],
 )
 def test_corrupt_compressed_payloads_are_decode_errors(raw: bytes) -> None:
@@ -429,17 +461,19 @@ def test_corrupt_compressed_payloads_are_decode_errors(raw: bytes) -> None:
         SafeCodec().decode(raw)
 
 
-def test_zstd_decompression_bomb_is_refused() -> None:
-    bomb = b"\x03" + _zstd(b"\x00" * (MAX_INFLATED + 1))
+@pytest.mark.parametrize("marker", [ZSTD_MARKER, JSON_ZSTD_MARKER])
+def test_zstd_decompression_bomb_is_refused(marker: int) -> None:
+    bomb = bytes([marker]) + _zstd(b"\x00" * DEFAULT_MAX_PAYLOAD_BYTES)
     assert len(bomb) < 100_000
-    with pytest.raises(DecodeError, match="oversized"):
+    with pytest.raises(DecodeError, match="max_payload_bytes"):
         SafeCodec().decode(bomb)
 
 
-def test_decompression_bomb_is_refused() -> None:
-    bomb = b"\x02" + zlib.compress(b"\x00" * (MAX_INFLATED + 1), 9)
+@pytest.mark.parametrize("marker", [ZLIB_MARKER, JSON_ZLIB_MARKER])
+def test_decompression_bomb_is_refused(marker: int) -> None:
+    bomb = bytes([marker]) + zlib.compress(b"\x00" * DEFAULT_MAX_PAYLOAD_BYTES, 9)
     assert len(bomb) < 100_000
-    with pytest.raises(DecodeError, match="oversized"):
+    with pytest.raises(DecodeError, match="max_payload_bytes"):
         SafeCodec().decode(bomb)
 
 
@@ -447,7 +481,8 @@ def test_decompression_bomb_is_refused() -> None:
 def test_every_truncation_of_a_compressed_payload_is_a_decode_error(
     compression: str, marker: int
 ) -> None:
-    packed = SafeCodec(0, compression).encode(SessionRecord(RICH, CREATED, 1200, None))
+    data = {**RICH, "flash": ["saved"] * 10}
+    packed = SafeCodec(0, compression).encode(SessionRecord(data, CREATED, 1200, None))
     assert packed[0] == marker
     for end in range(len(packed)):
         with pytest.raises(DecodeError):
@@ -498,3 +533,119 @@ def test_an_unchanged_compressed_session_is_compared_without_compressing() -> No
     changed = state.encode_if_changed(codec, detect_changes=True)
     assert changed is not None and codec.decode_plain(changed).data["new"] == 1
     assert codec.packs == 0  # packing waits until a write is actually sent
+
+
+# --- stored forms of earlier releases ---------------------------------------------------------
+
+
+STORED_FORMATS = {
+    "safe_v1": (JSON_MARKER, JSON_ZLIB_MARKER, JSON_ZSTD_MARKER),
+    "safe_v2": (PLAIN_MARKER, ZLIB_MARKER, ZSTD_MARKER),
+}
+
+
+@pytest.mark.parametrize(("name", "data", "timeout", "expires"), stored_forms.RECORDS)
+@pytest.mark.parametrize("compression", [c[0] for c in stored_forms.COMPRESSIONS])
+@pytest.mark.parametrize("reader", ["zstd", "zlib", "none"])
+@pytest.mark.parametrize("stored_format", sorted(STORED_FORMATS))
+def test_payloads_of_every_stored_format_are_read(
+    name: str,
+    data: dict[str, Any],
+    timeout: int | None,
+    expires: int | None,
+    compression: str,
+    reader: str,
+    stored_format: str,
+) -> None:
+    """Payloads kept under tests/data/ (format 1: markers 0x01-0x03, format 2: 0x04-0x06),
+    as the writer of their time stored them, decode exactly."""
+    raw = stored_forms.load(stored_format)[f"{name}/{compression}"]
+    assert raw[0] in STORED_FORMATS[stored_format]
+    codec = SafeCodec(None, "zstd") if reader == "none" else SafeCodec(1024, reader)
+    record = codec.decode(raw)
+    assert (record.created, record.timeout, record.expires) == (
+        stored_forms.CREATED,
+        timeout,
+        expires,
+    )
+    assert typed(record.data) == typed(data)
+
+
+@pytest.mark.parametrize(("name", "data", "timeout", "expires"), stored_forms.RECORDS)
+def test_format_2_is_written_byte_for_byte_as_stored(
+    name: str, data: dict[str, Any], timeout: int | None, expires: int | None
+) -> None:
+    """The plain form is stable: a change of the writer that would rewrite every stored
+    session, or break the comparison with what was loaded, fails here."""
+    record = SessionRecord(data, stored_forms.CREATED, timeout, expires)
+    assert SafeCodec().encode(record) == stored_forms.load("safe_v2")[f"{name}/plain"]
+
+
+@pytest.mark.parametrize("key", ["\ud800", "a\udfffb", "~t", ""])
+def test_any_str_key_roundtrips_at_the_top_level(key: str) -> None:
+    record = SessionRecord({key: (1, "\ud800"), "plain": 1}, CREATED)
+    assert SafeCodec().decode(SafeCodec().encode(record)) == record
+
+
+def test_compression_contexts_are_per_thread() -> None:
+    import threading
+
+    codec = SafeCodec(0, "zstd")
+    records = [SessionRecord({"n": n, "pad": [f"{n}"] * 300}, CREATED) for n in range(8)]
+    failures: list[int] = []
+
+    def work(record: SessionRecord) -> None:
+        for _ in range(200):
+            if codec.decode(codec.encode(record)) != record:
+                failures.append(record.data["n"])
+
+    threads = [threading.Thread(target=work, args=(record,)) for record in records]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+
+
+@pytest.mark.parametrize("form", sorted(stored_forms.load("safe_v1")))
+def test_a_format_1_payload_unpacks_to_its_format_2_plain_form(form: str) -> None:
+    """So an unchanged session read from format 1 is found unchanged (and not rewritten)."""
+    raw = stored_forms.load("safe_v1")[form]
+    codec = CountingCodec()
+    plain = codec.unpack(raw)
+    assert plain[0] == PLAIN_MARKER
+    assert plain == codec.encode_plain(SafeCodec().decode(raw))
+    state = SessionState(codec.decode_plain(plain), raw, plain)
+    state.expose_all()
+    codec.packs = 0
+    assert state.encode_if_changed(codec, detect_changes=True) is None
+    assert codec.packs == 0
+
+
+ALL_CODECS = {
+    "uncompressed": SafeCodec(None),
+    "zstd": SafeCodec(0, "zstd"),
+    "zlib": SafeCodec(0, "zlib"),
+    "zstd above 1 KB": SafeCodec(1024, "zstd"),
+    "zlib above 1 KB": SafeCodec(1024, "zlib"),
+    "pickle (1.8 layout)": LegacyCodec(pickle.dumps, pickle.loads),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ALL_CODECS))
+@pytest.mark.parametrize(
+    "value", [*SCALARS, *CONTAINERS, pytest.param(MIXED, id="mixed")], ids=short_id
+)
+def test_every_codec_and_compression_roundtrips_every_type(name: str, value: Any) -> None:
+    codec = ALL_CODECS[name]
+    data = {"v": value, "nested": [value, (value,), {"k": value}, {0: value}], "pad": "ab" * 600}
+    record = SessionRecord(data, CREATED, 1200, CREATED + 60)
+    raw = codec.encode(record)
+    decoded = codec.decode(raw)
+    assert typed(decoded.data) == typed(data)
+    assert (decoded.created, decoded.timeout, decoded.expires) == (CREATED, 1200, CREATED + 60)
+    if name != "pickle (1.8 layout)":
+        expected = ALL_CODECS["uncompressed"].encode(record)
+        assert codec.unpack(raw) == expected  # one plain form whatever the compression
+        for reader in ("uncompressed", "zstd", "zlib"):
+            assert typed(ALL_CODECS[reader].decode(raw).data) == typed(data)

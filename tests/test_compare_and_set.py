@@ -108,14 +108,14 @@ def test_a_concurrent_write_to_a_compressed_session_is_merged(
 ) -> None:
     big = [f"line {i}" for i in range(400)]
     session_id = start_session(harness.app, big=big, theirs=0)
-    assert valkey_client.get(session_id)[0] == 0x03  # compressed (default threshold)
+    assert valkey_client.get(session_id)[0] == 0x06  # zstd-compressed (default threshold)
     other = webtest.TestApp(build_wsgi_app(harness.factory))
     other.set_cookie("session", harness.app.cookies["session"])
 
     harness.meddle = lambda sid: other.get("/set", {"key": "theirs", "value": "1"})
     harness.app.get("/meddle", {"value": "2"})
     assert harness.app.get("/dump").json == {"big": big, "theirs": 1, "mine": 2}
-    assert valkey_client.get(session_id)[0] == 0x03
+    assert valkey_client.get(session_id)[0] == 0x06
 
 
 def test_a_deleted_session_is_not_recreated(harness: Harness, valkey_client: redis.Redis) -> None:

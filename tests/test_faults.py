@@ -414,7 +414,7 @@ def corrupt_payloads() -> dict[str, bytes]:
         "hostile pickle": pickle.dumps({"m": {"a": Hostile()}, "c": 0, "v": 1}),
         "zlib marker, random bytes": b"\x02" + rng.randbytes(20),
         "zstd marker, random bytes": b"\x03" + rng.randbytes(20),
-        "reserved marker": b"\x04" + rng.randbytes(20),
+        "reserved marker": b"\x1f" + rng.randbytes(20),
         "header only": header(),
         "header cut short": header()[:-1],
         "deeply nested body": header() + b'"a":' + b"[" * 100_000,

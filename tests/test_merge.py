@@ -15,6 +15,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -528,9 +529,21 @@ def roundtrip(value: Any) -> Any:
     return serializer.loads(serializer.dumps(value))
 
 
+_NESTED_EXTENSIONS = frozenset(
+    {serializer.TUPLE, serializer.SET, serializer.FROZENSET, serializer.MAPPING}
+)
+
+
+def _extension(code: int, data: memoryview) -> Any:
+    if code in _NESTED_EXTENSIONS:
+        return {"ext": code, "items": msgspec.msgpack.decode(data, ext_hook=_extension)}
+    return {"ext": code, "hex": bytes(data).hex()}
+
+
 def normal_json(value: Any) -> str:
     """The serialized form with dict order normalized (str keys, homogeneous sets only)."""
-    return json.dumps(json.loads(serializer.dumps(value)), sort_keys=True)
+    tree = msgspec.msgpack.decode(serializer.dumps(value), ext_hook=_extension)
+    return json.dumps(tree, sort_keys=True, default=bytes.hex)
 
 
 # Values whose serialized form is canonical up to dict order: str keys, sortable sets.
