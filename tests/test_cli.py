@@ -117,14 +117,17 @@ def test_histogram_buckets(size: int, ttl: int, size_label: str, ttl_label: str)
 @pytest.mark.parametrize(
     ("head", "encoding"),
     [
-        (b"\x01\x00", "safe codec, uncompressed"),
-        (b"\x02", "safe codec, zlib"),
-        (b"\x03", "safe codec, zstd"),
+        (b"\x04\x00", "safe codec, uncompressed"),
+        (b"\x05", "safe codec, zlib"),
+        (b"\x06", "safe codec, zstd"),
+        (b"\x01\x00", "safe codec v1, uncompressed"),
+        (b"\x02", "safe codec v1, zlib"),
+        (b"\x03", "safe codec v1, zstd"),
         (b"\x80\x05", "pickle (1.8's default)"),
         (b'{"m"', "JSON"),
         (b"hello", "other"),
         (b"", "other"),
-        (b"\xff\x01" + bytes(32) + b"\x03", "signed, safe codec, zstd"),
+        (b"\xff\x01" + bytes(32) + b"\x06", "signed, safe codec, zstd"),
         (b"\xff\x01", "signed"),
     ],
 )

@@ -7,7 +7,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..codec import PLAIN_MARKER, ZLIB_MARKER, ZSTD_MARKER
+from ..codec import (
+    JSON_MARKER,
+    JSON_ZLIB_MARKER,
+    JSON_ZSTD_MARKER,
+    PLAIN_MARKER,
+    ZLIB_MARKER,
+    ZSTD_MARKER,
+)
 from ..integrity import OVERHEAD, SIGNED_MARKER
 
 # Upper bounds (exclusive) of the histogram buckets; the last bucket is open.
@@ -18,6 +25,9 @@ ENCODINGS = {
     PLAIN_MARKER: "safe codec, uncompressed",
     ZLIB_MARKER: "safe codec, zlib",
     ZSTD_MARKER: "safe codec, zstd",
+    JSON_MARKER: "safe codec v1, uncompressed",
+    JSON_ZLIB_MARKER: "safe codec v1, zlib",
+    JSON_ZSTD_MARKER: "safe codec v1, zstd",
     0x80: "pickle (1.8's default)",
     ord("{"): "JSON",
 }
