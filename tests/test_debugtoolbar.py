@@ -137,12 +137,11 @@ def panel_of(app: webtest.TestApp, response: webtest.TestResponse) -> Panel:
 
 
 def row_of(event: SessionEvent) -> list[str]:
+    """The cells the panel should show for ``event``."""
     detail = ", ".join(f"{name}={value}" for name, value in sorted(event.detail.items()))
     milliseconds = f"{event.duration * 1000:.2f}"
-    return [event.kind.value, event.session, milliseconds, str(event.round_trips)] + [
-        str(event.size),
-        detail,
-    ]
+    trips, size = str(event.round_trips), str(event.size)
+    return [event.kind.value, event.session, milliseconds, trips, size, detail]
 
 
 def test_a_new_session_s_events_are_listed(
@@ -299,10 +298,10 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 # Every module of the package except the panel's (and the command line's __main__).
 IMPORT_ALL = textwrap.dedent("""
     import importlib, pkgutil, sys
-    import pyramid_session_redis
+    import pyramid_session_redis as package
     names = [
         module.name
-        for module in pkgutil.walk_packages(pyramid_session_redis.__path__, "pyramid_session_redis.")
+        for module in pkgutil.walk_packages(package.__path__, package.__name__ + ".")
         if module.name != "pyramid_session_redis.debugtoolbar"
         and not module.name.endswith(".__main__")
     ]
