@@ -48,7 +48,7 @@ def html(text: str) -> Response:
 
 
 def write(request: Request) -> Response:
-    request.session[request.params.get("key", "greeting")] = request.params.get("value", "hi")
+    request.session["greeting"] = request.params.get("value", "hi")
     return html("written")
 
 
