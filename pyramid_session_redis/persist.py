@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 CREATE_ATTEMPTS = 3
 BACKOFF_AFTER = 2  # compare-and-set conflicts merged at once before backing off
 MAX_BACKOFF = 0.05  # seconds
+Ttl = Callable[[], "int | None"]  # the TTL to write the state's current record with
 
 
 class Saved(enum.Enum):
@@ -97,16 +98,18 @@ class SessionWriter:
         raise SessionBackendError("could not find a free session id")
 
     def save(
-        self, state: SessionState, key: str, plain: bytes, ttl: int | None, lock: str | None
+        self, state: SessionState, key: str, plain: bytes, ttl: Ttl, lock: str | None
     ) -> Saved:
         """Write ``plain`` (the state's record, encoded) over the stored session at ``key``.
 
-        ``lock``: the token of the session lock this request holds (``persistence =
-        lock``): the write releases it, and is refused if the lease ran out.
+        ``ttl()``: the TTL for the state's record, asked again after a merge (which may
+        adopt a timeout the other request set). ``lock``: the token of the session lock
+        this request holds (``persistence = lock``): the write releases it, and is
+        refused if the lease ran out.
         """
         if lock is not None:
             payload = self.codec.pack(plain)
-            outcome = self.store.write_unlock(key, lock, payload, ttl)
+            outcome = self.store.write_unlock(key, lock, payload, ttl())
             if outcome is LockOutcome.FENCED:
                 raise SessionLockLost("the session lock's lease ran out before the write")
             if outcome is LockOutcome.GONE:
@@ -115,15 +118,13 @@ class SessionWriter:
             return Saved.WRITTEN
         if self.settings.persistence == "overwrite":
             payload = self.codec.pack(plain)
-            if not self.store.overwrite(key, payload, ttl):
+            if not self.store.overwrite(key, payload, ttl()):
                 return Saved.GONE
             state.mark_persisted(payload, plain)
             return Saved.WRITTEN
         return self._compare_and_set(state, key, plain, ttl, delete=False)
 
-    def delete_emptied(
-        self, state: SessionState, key: str, ttl: int | None, lock: str | None
-    ) -> Saved:
+    def delete_emptied(self, state: SessionState, key: str, ttl: Ttl, lock: str | None) -> Saved:
         """Delete a session this request emptied (``invalidate_empty_session``).
 
         With compare-and-set, only if nobody wrote meanwhile: else the merged data is
@@ -138,7 +139,7 @@ class SessionWriter:
         return self._compare_and_set(state, key, None, ttl, delete=True)
 
     def _compare_and_set(
-        self, state: SessionState, key: str, plain: bytes | None, ttl: int | None, delete: bool
+        self, state: SessionState, key: str, plain: bytes | None, ttl: Ttl, delete: bool
     ) -> Saved:
         """Write ``plain`` (delete, if None) unless another request wrote; then merge, retry."""
         store, codec, s = self.store, self.codec, self.settings
@@ -150,7 +151,7 @@ class SessionWriter:
                 if payload is None:
                     outcome, current = store.compare_and_delete(key, state.loaded)
                 else:
-                    outcome, current = store.compare_and_set(key, state.loaded, payload, ttl)
+                    outcome, current = store.compare_and_set(key, state.loaded, payload, ttl())
             except WrongTypeError:  # replaced by a non-string value: not ours to keep
                 return Saved.GONE
             if outcome is CasOutcome.WRITTEN:

@@ -336,7 +336,7 @@ class RedisSession:
             self.do_refresh()
         elif action is Write.DELETE:
             key = self._factory.key(self._require_id())
-            saved = self._writer().delete_emptied(state, key, self._write_ttl(), self._take_lock())
+            saved = self._writer().delete_emptied(state, key, self._write_ttl, self._take_lock())
             self._saved(saved)
 
     def _assign_id(self) -> str:
@@ -367,7 +367,7 @@ class RedisSession:
     def _write(self, state: SessionState, plain: bytes) -> None:
         """Store the plain form ``plain`` of the state's record (see ``Codec``)."""
         key = self._factory.key(self._require_id())
-        self._saved(self._writer().save(state, key, plain, self._write_ttl(), self._take_lock()))
+        self._saved(self._writer().save(state, key, plain, self._write_ttl, self._take_lock()))
 
     def _saved(self, saved: Saved) -> None:
         if saved is Saved.GONE:

@@ -121,7 +121,9 @@ def writer(store: RedisStore, sleep: Callable[[float], None] | None = None, **op
 
 
 def save(session_writer: SessionWriter, state: SessionState) -> Saved:
-    saved: Saved = session_writer.save(state, KEY, CODEC.encode_plain(state.record), TTL, lock=None)
+    saved: Saved = session_writer.save(
+        state, KEY, CODEC.encode_plain(state.record), lambda: TTL, lock=None
+    )
     return saved
 
 
@@ -312,6 +314,30 @@ def test_a_conflict_is_merged_and_written_in_one_more_attempt(
     assert not state.touched and state.increments == {}
 
 
+def test_the_ttl_is_asked_again_after_a_merge(
+    client: redis.Redis, redis_client: redis.Redis
+) -> None:
+    """The other request set a timeout of 50 s; the merged write keeps it, and its TTL."""
+    state = loaded(redis_client, {"k": "base"})
+    state.assign("mine", 1)
+
+    def rival(attempt: int) -> None:
+        if attempt == 0:
+            redis_client.set(KEY, CODEC.encode(SessionRecord({"k": "base"}, CREATED, 50)))
+
+    store = RivalStore(client, rival)
+    session_writer, _, _ = writer(store)
+    saved = session_writer.save(
+        state, KEY, CODEC.encode_plain(state.record), lambda: state.record.timeout or TTL, None
+    )
+
+    assert saved is Saved.WRITTEN
+    assert store.attempts == [CasOutcome.CONFLICT, CasOutcome.WRITTEN]
+    raw = raw_at(redis_client)
+    assert raw is not None and CODEC.decode(raw).timeout == 50
+    assert 0 < redis_client.ttl(KEY) <= 50
+
+
 def test_a_conflict_in_strict_mode_raises_and_writes_nothing(
     client: redis.Redis, redis_client: redis.Redis
 ) -> None:
@@ -408,7 +434,7 @@ def test_a_session_replaced_by_garbage_during_a_conflict_is_gone(
 
 
 def delete(session_writer: SessionWriter, state: SessionState) -> Saved:
-    saved: Saved = session_writer.delete_emptied(state, KEY, TTL, lock=None)
+    saved: Saved = session_writer.delete_emptied(state, KEY, lambda: TTL, lock=None)
     return saved
 
 
