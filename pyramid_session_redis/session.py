@@ -285,7 +285,7 @@ class RedisSession:
             had_cookie=self._had_cookie,
             will_create=will_create,
             will_delete=pending.invalidated or emptied,
-            id_changed=stored and self._session_id != self._cookie_id,
+            id_changed=stored and not emptied and self._session_id != self._cookie_id,
             recookie=pending.recookie and (stored or will_create),
         )
         if action is Cookie.SET:

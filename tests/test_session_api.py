@@ -254,6 +254,85 @@ def test_do_persist_and_do_refresh(redis_url: str, redis_client: redis.Redis) ->
     assert app.get("/dump").json == {"a": 1}
 
 
+def cas_writes(native_cas: bool, n: int) -> dict[str, int]:
+    """Server-side counts of ``n`` compare-and-set writes (the script's GET and SET count)."""
+    return {"set": n} if native_cas else {"evalsha": n, "get": n, "set": n}
+
+
+def test_do_persist_then_more_changes_is_one_more_clean_write(
+    redis_url: str, redis_client: redis.Redis, commands: CommandCounter, native_cas: bool
+) -> None:
+    """The persisted write is the new baseline: the end's compare-and-set wins at once.
+
+    The increment before ``do_persist`` is not sent again (n ends at 2, not 3).
+    """
+
+    def view(request: Request) -> Any:
+        s = request.session
+        s["a"] = 2
+        s.incr("n")
+        s.do_persist()
+        s["b"] = 3
+        s.incr("n")
+        return "ok"
+
+    app = make_app(redis_url, {"t": view})
+    session_id = start_session(app, a=1, n=0)  # the second write learns the CAS flavour
+    commands.reset()
+    app.get("/t")
+    assert commands.counts() == {"getex": 1, **cas_writes(native_cas, 2)}
+    assert app.get("/dump").json == {"a": 2, "n": 2, "b": 3}
+    assert redis_client.exists(session_id)
+
+
+def test_do_persist_of_a_new_session_then_more_changes(
+    redis_url: str, commands: CommandCounter, native_cas: bool
+) -> None:
+    def view(request: Request) -> Any:
+        s = request.session
+        s["a"] = 1
+        s.incr("n")
+        s.do_persist()
+        s["b"] = 2
+        s.incr("n")
+        return "ok"
+
+    app = make_app(redis_url, {"t": view})
+    start_session(app, x=1, y=2)  # learns the CAS flavour
+    app.reset()
+    commands.reset()
+    response = app.get("/t")
+    cas = cas_writes(native_cas, 1)
+    assert commands.counts() == {**cas, "set": cas["set"] + 1}  # SET NX, then one CAS
+    assert response.headers["Set-Cookie"].startswith("session=")
+    assert app.get("/dump").json == {"a": 1, "n": 2, "b": 2}
+
+
+def test_a_new_session_persisted_then_emptied_is_deleted(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    def view(request: Request) -> Any:
+        s = request.session
+        s["a"] = 1
+        s.do_persist()
+        stored = redis_client.exists(s.session_id)
+        del s["a"]
+        return stored
+
+    app = make_app(redis_url, {"t": view})
+    response = app.get("/t")
+    assert response.json == 1  # it was stored in between
+    assert redis_client.keys() == []  # and deleted at the end
+    assert "Set-Cookie" not in response.headers  # no cookie for a session that is gone
+    assert app.get("/dump").json == {}
+
+    start_session(app, a=1)
+    redis_client.flushall()  # the cookie now points to no session
+    response = app.get("/t")
+    assert redis_client.keys() == []
+    assert "Max-Age=0" in response.headers["Set-Cookie"]  # the stale cookie is taken back
+
+
 def test_values_of_every_supported_type_round_trip(redis_url: str) -> None:
     import datetime
     import decimal
