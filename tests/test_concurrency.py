@@ -786,6 +786,31 @@ def test_strict_conflicts_raise_and_write_nothing(serve: Any, redis_client: redi
     assert conflicts == []  # raised, not reported
 
 
+def test_a_write_that_runs_out_of_retries_fails_and_writes_nothing(
+    serve: Any, redis_client: redis.Redis
+) -> None:
+    """``cas_retries=0``: one lost compare-and-set is the end; the request fails (a 500).
+
+    The other request's write stays as it is and nothing of this request's is written.
+    """
+    gate, conflicts = Gate(), Conflicts()
+    harness = serve({"apply": gated_apply(gate)}, cas_retries=0, func_conflict_logger=conflicts)
+    cookie, session_id = seeded(harness, gate, [["set", "k", "initial"]])
+
+    with server_exceptions() as raised:
+        reply_a, reply_b, _ = a_then_b(
+            harness, gate, cookie, [["set", "a", 1]], [["set", "b", 2]], list
+        )
+
+    assert (reply_a.status, reply_b.status) == (500, 200)
+    assert raised == Counter({"SessionWriteConflict": 1})
+    assert stored(redis_client, session_id) == {"k": "initial", "b": 2}
+    assert conflicts == []
+    assert reply_a.set_cookies == []  # the session and its cookie stay as they were
+    with harness.client(cookie) as client:
+        assert client.get("/dump").json == {"k": "initial", "b": 2}
+
+
 def test_disjoint_merges_in_strict_mode_still_write(serve: Any, redis_client: redis.Redis) -> None:
     gate = Gate()
     harness = serve({"apply": gated_apply(gate)}, on_conflict="strict")
