@@ -43,6 +43,7 @@ __all__ = [
     "Codec",
     "DecodeError",
     "LegacyCodec",
+    "LegacyPayloadError",
     "SafeCodec",
     "SessionRecord",
 ]
@@ -67,6 +68,10 @@ _ONE_BYTE = [bytes((n,)) for n in range(0x80)]
 
 class DecodeError(ValueError):
     """A stored payload is malformed: truncated, corrupt, foreign or of the wrong shape."""
+
+
+class LegacyPayloadError(DecodeError):
+    """A payload of a format version older than 1.8's (version 1 of the payload dict)."""
 
 
 @dataclass(slots=True)
@@ -352,11 +357,15 @@ def _legacy_record(payload: object) -> SessionRecord:
     """Validate a 1.x payload dict and turn it into a record."""
     if not isinstance(payload, dict):
         raise DecodeError(f"payload is a {type(payload).__name__}, not a dict")
+    if "managed_dict" in payload and "created" in payload:
+        raise LegacyPayloadError("payload of the 1.2 layout (managed_dict, created)")
+    version = payload.get("v")
+    if version is None or (type(version) is int and version < 1):
+        raise LegacyPayloadError(f"payload of format version {version!r}, older than 1")
     if "m" not in payload or "c" not in payload:
         raise DecodeError("payload lacks its 'm' or 'c' key")
     data, created = payload["m"], payload["c"]
     timeout, expires = payload.get("t"), payload.get("x")
-    version = payload.get("v", 1)
     if type(version) is not int or version != 1:
         raise DecodeError(f"unsupported payload version {version!r}")
     if not isinstance(data, dict):

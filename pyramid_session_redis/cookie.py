@@ -14,6 +14,7 @@ import re
 from typing import TYPE_CHECKING, Any, Protocol
 
 from webob.cookies import make_cookie
+from webob.request import BaseRequest
 
 from .exceptions import CookieInvalid, InvalidSession, InvalidSession_NoSessionCookie
 from .settings import COOKIE_NAME_PATTERN, MAX_COOKIE_LENGTH, TOKEN_CHAR, SessionSettings
@@ -91,6 +92,10 @@ _PLAIN_HEADER = re.compile(rf"\s*{_PAIR}(?:\s*;\s*{_PAIR})*\s*;?\s*", re.ASCII)
 # (signed ids are base64url).
 _PLAIN_VALUE = re.compile(TOKEN_CHAR + "*", re.ASCII)
 _SAMPLE_VALUE = "v"
+# WebOb's ``request.cookies``: a view of ``environ["HTTP_COOKIE"]``. Only requests that
+# use it are read from the header directly; others (e.g. ``pyramid.testing.DummyRequest``
+# with its ``cookies`` dict) are read through ``request.cookies``.
+_WEBOB_COOKIES = BaseRequest.cookies
 
 
 def _plain_cookie(header: str, name: str) -> str | None:
@@ -155,11 +160,12 @@ class SessionCookie:
 
     def _value(self, request: Request) -> str | None:
         """``request.cookies.get(name)``; plain headers are read without WebOb's parser."""
-        header = request.environ.get("HTTP_COOKIE", "")
-        if not header:
-            return None
-        if _PLAIN_HEADER.fullmatch(header) is not None:
-            return _plain_cookie(header, self.name)
+        if getattr(type(request), "cookies", None) is _WEBOB_COOKIES:
+            header = request.environ.get("HTTP_COOKIE", "")
+            if not header:
+                return None
+            if _PLAIN_HEADER.fullmatch(header) is not None:
+                return _plain_cookie(header, self.name)
         value: str | None = request.cookies.get(self.name)
         return value
 

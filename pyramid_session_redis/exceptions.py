@@ -15,6 +15,8 @@ __all__ = [
     "ConfigurationError",
     "CookieInvalid",
     "InvalidSession",
+    "InvalidSessionId_Deserialization",
+    "InvalidSessionId_Serialization",
     "InvalidSession_DeserializationError",
     "InvalidSession_Lazycreate",
     "InvalidSession_NoSessionCookie",
@@ -103,6 +105,14 @@ class BackendUnavailable(InvalidSession):
 
 class InvalidSession_PayloadLegacy(InvalidSession):
     """The payload was written with an unsupported layout version."""
+
+
+class InvalidSessionId_Serialization(SessionError):
+    """Kept for 1.8 compatibility; never raised by this version."""
+
+
+class InvalidSessionId_Deserialization(SessionError):
+    """Kept for 1.8 compatibility; never raised by this version."""
 
 
 class RawDeserializationError(SessionError):

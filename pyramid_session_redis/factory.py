@@ -11,7 +11,12 @@ from .codec import Codec, LegacyCodec, SafeCodec
 from .connection import build_channel, client_options, request_client
 from .cookie import SessionCookie
 from .session import RedisSession
-from .settings import SessionSettings, build_settings, parse_ini_settings
+from .settings import (
+    SessionSettings,
+    build_settings,
+    parse_ini_settings,
+    resolved_dotted_names,
+)
 from .store import RedisStore, ServerFeatures, SessionStore
 from .util import log_id, make_id_generator, make_log_key
 
@@ -39,8 +44,16 @@ class SessionFactory:
             self._store = RedisStore(channel, self.features)
 
     def __call__(self, request: Request) -> RedisSession:
+        """The request's session, loaded: ``request.session`` is where loading happens.
+
+        As in 1.8, ``func_invalid_logger`` is called and load errors raise when
+        ``request.session`` is first evaluated; a request that never evaluates it
+        costs no Redis command.
+        """
         session_id, problem = self.cookie.read(request)
-        return RedisSession(request, self, session_id, problem)
+        session = RedisSession(request, self, session_id, problem)
+        session._st  # noqa: B018 - loads the session (one round trip for an existing one)
+        return session
 
     def store_for(self, request: Request) -> SessionStore:
         """The storage for a request: shared, unless ``redis_client_callable`` is set."""
@@ -83,10 +96,15 @@ def session_factory_from_settings(settings: dict[str, Any]) -> SessionFactory:
 
 
 def includeme(config: Configurator) -> None:
-    """``config.include('pyramid_session_redis')``: session factory from the ini file."""
+    """``config.include('pyramid_session_redis')``: session factory from the ini file.
+
+    As 1.8 did, dotted names in ``registry.settings`` are replaced by what they name.
+    """
     resolver = DottedNameResolver(config.package)
-    options = parse_ini_settings(config.registry.settings, resolver)
+    settings = config.registry.settings
+    options = parse_ini_settings(settings, resolver)
     config.set_session_factory(RedisSessionFactory(**options))
+    settings.update(resolved_dotted_names(settings, options))
 
 
 __all__ = ["RedisSessionFactory", "SessionFactory", "includeme", "session_factory_from_settings"]

@@ -5,19 +5,21 @@ what Redis holds now. :func:`merge` combines them key by key (recursively inside
 
 - unchanged by us: theirs (a key they deleted stays deleted); unchanged by them: ours;
   the same change on both sides: that change;
-- dicts on both sides: merged key by key (a missing base counts as an empty dict);
-- sets on both sides (both ``set`` or both ``frozenset``): theirs, plus the elements we
-  added, minus the elements we removed;
+- dicts on both sides: merged key by key; sets on both sides (both ``set`` or both
+  ``frozenset``): theirs, plus the elements we added, minus the elements we removed. A
+  missing base counts as empty; a base of another type, or a side that deleted the key
+  while the other edited it, is a conflict;
 - lists are queues: where each side only removed items from the front and/or appended
   at the end of base, the result is base minus the larger front removal, then their
   appends, then ours. A missing base counts as an empty list; a deleted key counts as
   "removed everything" (and stays deleted if nothing is left). A list that keeps no item
   of a non-empty base but holds new ones was replaced, not edited, and so is any other
-  change (an item removed in the middle, reordered, edited in place);
+  change (an item inserted at the front, removed in the middle, edited in place);
 - tuples, like every other value, are merged only as wholes;
-- ``increments`` (top-level keys only changed by ``incr`` in this request) are added as a
-  delta onto theirs; if they deleted the key the delta counts from 0 (as ``incr`` on a
-  missing key does);
+- ``increments`` (top-level keys only changed by ``incr`` in this request, with the
+  summed amount) are added as a delta onto theirs; if they deleted the key the delta
+  counts from 0, as ``incr`` on a missing key does; onto anything but an int or float
+  (a bool, a str, a Decimal) it is a conflict;
 - anything else both sides changed differently is a conflict: ours is kept at that place,
   the rest is still merged, and the top-level key is reported in ``conflicts``.
 
@@ -31,11 +33,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, time
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any
 
 __all__ = ["MergeResult", "merge", "same"]
 
@@ -118,11 +120,11 @@ def _same_dict(a: dict[Any, Any], b: dict[Any, Any]) -> bool:
     return all(same(value, values_of_b.get(_canon(key), _ABSENT)) for key, value in a.items())
 
 
-def _canon(value: Any) -> Hashable:
+def _canon(value: Any) -> object:
     """A hashable stand-in for a key or set element, equal only where :func:`same` is."""
     kind = type(value)
     if kind is str:  # the common case: a str is only ever equal to a str
-        return cast(str, value)
+        return value
     if kind is tuple:
         return tuple, tuple(map(_canon, value))
     if kind is frozenset:
@@ -131,7 +133,7 @@ def _canon(value: Any) -> Hashable:
     return kind, (value if form is None else form(value))
 
 
-def _values_by_canon(mapping: Mapping[Any, Any]) -> dict[Hashable, Any]:
+def _values_by_canon(mapping: Mapping[Any, Any]) -> dict[object, Any]:
     return {_canon(key): value for key, value in mapping.items()}
 
 
@@ -177,7 +179,7 @@ def _merge_dicts(b: Any, o: Any, t: Any) -> Merged:
             values_of_o.get(canon, _ABSENT),
             values_of_t.get(canon, _ABSENT),
         )
-        conflicted = conflicted or clash
+        conflicted |= clash
         if value is _ABSENT:
             continue
         if key in merged:  # two keys Python treats as one (1 and True): keep ours whole

@@ -61,6 +61,7 @@ def plan_write(
 def plan_cookie(
     *,
     allowed: bool,
+    failed: bool = False,
     had_cookie: bool,
     will_create: bool,
     will_delete: bool,
@@ -69,13 +70,17 @@ def plan_cookie(
 ) -> Cookie:
     """The cookie action for a response.
 
-    ``allowed``: neither the CDN hook nor ``cookie_on_exception`` vetoes cookies.
-    ``will_delete``: the session is invalidated or emptied and nothing replaces it.
+    ``allowed``: the CDN hook lets this response carry cookies. ``failed``: the view
+    raised and ``cookie_on_exception`` is off: no cookie is set, but one whose session
+    is deleted is still expired (as in 1.8).
+    ``will_delete``: the session is invalidated or emptied.
     ``id_changed``: a stored session's id differs from the one the request sent.
     ``recookie``: the application asked to re-send the cookie of a live session.
     """
     if not allowed:
         return Cookie.KEEP
+    if failed:
+        return Cookie.EXPIRE if will_delete and had_cookie else Cookie.KEEP
     if will_create or id_changed:
         return Cookie.SET
     if will_delete:

@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any
 from pyramid.interfaces import ISession
 from zope.interface import implementer
 
-from .codec import DecodeError, SessionRecord
+from .codec import DecodeError, LegacyPayloadError, SessionRecord
 from .exceptions import (
     BackendUnavailable,
     CookieInvalid,
     InvalidSession,
     InvalidSession_DeserializationError,
     InvalidSession_NotInBackend,
+    InvalidSession_PayloadLegacy,
     InvalidSession_PayloadTimeout,
     RawDeserializationError,
     SessionBackendError,
@@ -152,6 +153,8 @@ class RedisSession:
                 return self._start_new(InvalidSession_NotInBackend(session_id))
             plain = self._factory.codec.unpack(raw)
             record = self._factory.codec.decode_plain(plain)
+        except LegacyPayloadError as exc:
+            return self._start_new(InvalidSession_PayloadLegacy(str(exc)))
         except (DecodeError, WrongTypeError) as exc:
             return self._undecodable(exc)
         except SessionBackendError as exc:
@@ -216,8 +219,8 @@ class RedisSession:
         """Decide at load time whether this request must refresh the expiry."""
         s = self._settings
         timeout = self.timeout
-        if timeout is None:
-            return
+        if timeout is None or not (s.redis_ttl or s.payload_expiry):
+            return  # no expiry at all (1.8's pure LRU mode): nothing to refresh
         if s.refresh_on_read:  # GETEX used the default timeout; fix a per-session one
             self._pending.refresh_due = timeout != s.timeout
             if s.payload_expiry and _remaining(state, current) < timeout // 2:
@@ -274,14 +277,13 @@ class RedisSession:
             return
         s, pending = self._settings, self._pending
         cookie = self._factory.cookie
-        allowed = (
-            s.cookie_on_exception or getattr(request, "exception", None) is None
-        ) and cookie.allowed(response)
+        failed = not s.cookie_on_exception and getattr(request, "exception", None) is not None
         stored = self._stored
         will_create = not stored and (bool(state.data) or pending.force_store)
         emptied = stored and s.invalidate_empty_session and state.had_data and not state.data
         action = plan_cookie(
-            allowed=allowed,
+            allowed=cookie.allowed(response),
+            failed=failed,
             had_cookie=self._had_cookie,
             will_create=will_create,
             will_delete=pending.invalidated or emptied,
@@ -440,6 +442,15 @@ class RedisSession:
 
     def keys(self) -> KeysView[str]:
         return self._st.data.keys()
+
+    def iterkeys(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def itervalues(self) -> Iterator[Any]:
+        return iter(self.values())
+
+    def iteritems(self) -> Iterator[tuple[str, Any]]:
+        return iter(self.items())
 
     def values(self) -> ValuesView[Any]:
         state = self._st

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import logging
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -20,6 +21,7 @@ from pyramid.path import DottedNameResolver
 from .codec import COMPRESSIONS
 from .exceptions import ConfigurationError
 
+log = logging.getLogger("pyramid_session_redis")
 INI_PREFIX = "redis.sessions."
 PERSISTENCE_MODES = ("cas", "overwrite", "lock")
 CONFLICT_POLICIES = ("ours", "strict")
@@ -98,8 +100,10 @@ class SessionSettings:
     @property
     def expiry_in_payload(self) -> bool:
         """The payload carries its expiry time (LRU mode, or a timeout trigger)."""
-        return self.timeout is not None and (
-            self.timeout_trigger is not None or not self.set_redis_ttl
+        return (
+            self.timeout is not None
+            and self.python_expires
+            and (self.timeout_trigger is not None or not self.set_redis_ttl)
         )
 
     @property
@@ -137,6 +141,7 @@ OPTION_ALIASES = {
     "redis_errors": "redis_encoding_errors",
 }
 _ZERO_MEANS_NONE = ("timeout", "timeout_trigger")
+
 _CALLABLES = (
     "redis_client_callable",
     "serialize",
@@ -171,7 +176,32 @@ def build_settings(secret: str | bytes | None = None, **options: Any) -> Session
         )
     settings = SessionSettings(secret=secret, **options)
     _validate(settings)
-    return settings
+    return _as_1_8_ran(settings)
+
+
+def _as_1_8_ran(s: SessionSettings) -> SessionSettings:
+    """Settings that 1.8 accepted and silently reinterpreted: the same, with a warning."""
+    if s.timeout_trigger is not None and s.timeout is None:
+        log.warning(
+            "timeout_trigger=%s is ignored: without a timeout sessions never expire, so "
+            "there is no expiry to refresh (as in 1.8)",
+            s.timeout_trigger,
+        )
+        s = dataclasses.replace(s, timeout_trigger=None)
+    if s.timeout_trigger is not None and not s.python_expires:
+        log.warning(
+            "timeout_trigger keeps the expiry in the payload: python_expires=False is "
+            "overridden to True (as in 1.8)"
+        )
+        s = dataclasses.replace(s, python_expires=True)
+    if s.timeout is not None and not s.set_redis_ttl and not s.python_expires:
+        log.warning(
+            "set_redis_ttl=False with python_expires=False: no expiry is enforced, timeout=%s "
+            "is not applied; sessions live until Redis evicts them (1.8's LRU mode: give "
+            "Redis a maxmemory and an allkeys-lru policy)",
+            s.timeout,
+        )
+    return s
 
 
 def _fail(message: str, *options: str) -> None:
@@ -212,23 +242,6 @@ def _validate(s: SessionSettings) -> None:
                 "timeout_trigger",
                 "python_expires",
             )
-    if s.timeout_trigger is not None:
-        if s.timeout is None:
-            _fail("`timeout_trigger` requires a `timeout`", "timeout_trigger", "timeout")
-        if not s.python_expires:
-            _fail(
-                "`timeout_trigger` keeps the expiry in the payload: it requires `python_expires`",
-                "timeout_trigger",
-                "python_expires",
-            )
-    if s.timeout is not None and not s.set_redis_ttl and not s.python_expires:
-        _fail(
-            "with `set_redis_ttl=False` the `timeout` can only be enforced from the payload: "
-            "set `python_expires=True` or `timeout=0`",
-            "timeout",
-            "set_redis_ttl",
-            "python_expires",
-        )
     _validate_cookie(s)
     if s.persistence not in PERSISTENCE_MODES:
         _fail(
@@ -327,12 +340,14 @@ _BOOL = _none_or(_strict_bool)
 _INT = _none_or(int)
 _FLOAT = _none_or(float)
 _STR = _none_or(str)
+# 1.8 read 0 as None for these ini integers (for cookie_max_age: not "delete at once").
+_INT_ZERO_NONE = _none_or(lambda value: int(value) or None)
 
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "secret": _STR,
-    "timeout": _INT,
+    "timeout": _INT_ZERO_NONE,
     "cookie_name": _STR,
-    "cookie_max_age": _INT,
+    "cookie_max_age": _INT_ZERO_NONE,
     "cookie_path": _STR,
     "cookie_domain": _STR,
     "cookie_secure": _BOOL,
@@ -356,7 +371,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "set_redis_ttl_readheavy": _BOOL,
     "detect_changes": _BOOL,
     "deserialized_fails_new": _BOOL,
-    "timeout_trigger": _INT,
+    "timeout_trigger": _INT_ZERO_NONE,
     "python_expires": _BOOL,
     "invalidate_empty_session": _BOOL,
     "persistence": _STR,
@@ -371,6 +386,29 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
 _DOTTED = (*_CALLABLES, "cookie_signer", "redis_connection_pool")
 
 
+def option_name(key: str) -> str | None:
+    """The option an ini key sets (``redis.sessions.client_callable`` -> its alias target)."""
+    if not key.startswith(INI_PREFIX):
+        return None
+    name = key[len(INI_PREFIX) :]
+    return OPTION_ALIASES.get(name, name)
+
+
+def resolved_dotted_names(
+    settings: Mapping[str, Any], options: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The ini keys of dotted-name options, with the objects ``options`` resolved them to.
+
+    ``config.include`` of 1.8 left these resolved in ``registry.settings`` (other values
+    stay as the ini file wrote them).
+    """
+    return {
+        key: options[name]
+        for key in settings
+        if (name := option_name(key)) in _DOTTED and name in options
+    }
+
+
 def parse_ini_settings(
     settings: Mapping[str, Any], resolver: DottedNameResolver | None = None
 ) -> dict[str, Any]:
@@ -380,10 +418,9 @@ def parse_ini_settings(
     converters.update(dict.fromkeys(_DOTTED, _dotted(resolver)))
     options: dict[str, Any] = {}
     for key, raw in settings.items():
-        if not key.startswith(INI_PREFIX):
+        name = option_name(key)
+        if name is None:
             continue
-        name = key[len(INI_PREFIX) :]
-        name = OPTION_ALIASES.get(name, name)
         converter = converters.get(name)
         if converter is None:
             raise ConfigurationError(f"unknown setting {key!r}", key)

@@ -1,4 +1,4 @@
-"""Small helpers: session ids and the clock."""
+"""Small helpers: session ids and the clock; 1.8's ``SignedSerializerInterface``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable
+
+from .cookie import CookieSigner
+
+# 1.8's name for the protocol of a ``cookie_signer`` (custom signers subclass it).
+SignedSerializerInterface = CookieSigner
 
 
 def new_session_id() -> str:

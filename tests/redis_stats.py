@@ -13,6 +13,7 @@ A command is counted once per time the server received it: ``calls`` plus
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -77,6 +78,15 @@ class Measurement:
         return sum(self.counts.values())
 
 
+# No CLIENT SETINFO handshake: redis-py 7+ takes ``driver_info=None``; older versions
+# (which lack that argument) take ``lib_name=None, lib_version=None``.
+_NO_CLIENT_SETINFO: dict[str, Any] = (
+    {"driver_info": None}
+    if "driver_info" in inspect.signature(redis.Redis.__init__).parameters
+    else {"lib_name": None, "lib_version": None}
+)
+
+
 class CommandCounter:
     """Server-side command counter that leaves its own commands out of the counts.
 
@@ -94,7 +104,9 @@ class CommandCounter:
 
     @classmethod
     def for_port(cls, port: int, host: str = "127.0.0.1") -> CommandCounter:
-        client = redis.Redis(host=host, port=port, driver_info=None, single_connection_client=True)
+        client = redis.Redis(
+            host=host, port=port, single_connection_client=True, **_NO_CLIENT_SETINFO
+        )
         return cls(client)
 
     def reset(self) -> None:

@@ -22,6 +22,7 @@ from pyramid_session_redis.codec import (
     Codec,
     DecodeError,
     LegacyCodec,
+    LegacyPayloadError,
     SafeCodec,
     SessionRecord,
 )
@@ -269,10 +270,25 @@ def test_legacy_reads_what_1x_wrote() -> None:
 
 
 def test_legacy_reads_layout_without_optional_keys() -> None:
-    assert PICKLE.decode(pickle.dumps({"m": {}, "c": 5})) == SessionRecord({}, 5)
-    assert PICKLE.decode(pickle.dumps({"m": {}, "c": 5, "t": None, "x": None})) == SessionRecord(
-        {}, 5
-    )
+    assert PICKLE.decode(pickle.dumps({"m": {}, "c": 5, "v": 1})) == SessionRecord({}, 5)
+    assert PICKLE.decode(
+        pickle.dumps({"m": {}, "c": 5, "v": 1, "t": None, "x": None})
+    ) == SessionRecord({}, 5)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"m": {}, "c": 5},  # no version marker
+        {"m": {}, "c": 5, "v": 0},
+        {"m": {}, "c": 5, "v": -1},
+        {"managed_dict": {"a": 1}, "created": 5, "timeout": 60},  # the 1.2 layout
+    ],
+)
+def test_legacy_payloads_older_than_1_8_are_told_apart(payload: dict[str, Any]) -> None:
+    """1.8 reported these as InvalidSession_PayloadLegacy (a fresh session), not as corrupt."""
+    with pytest.raises(LegacyPayloadError):
+        PICKLE.decode(pickle.dumps(payload))
 
 
 @pytest.mark.parametrize(

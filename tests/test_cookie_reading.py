@@ -233,3 +233,27 @@ def test_set_cookie_headers_are_webobs(options: dict[str, Any], signer: str) -> 
 
 def _without_expires(header: str) -> str:
     return "; ".join(p for p in header.split("; ") if not p.lower().startswith("expires="))
+
+
+# -- requests whose ``cookies`` is not WebOb's view of the Cookie header
+
+
+def test_dummy_request_cookies_are_read() -> None:
+    """Application tests build ``DummyRequest(cookies=...)``: no Cookie header at all."""
+    from pyramid import testing
+
+    cookie = SessionCookie(build_settings("secret"))
+    signed = make_signer("secret").dumps("the-id").decode("ascii")
+    assert cookie.read(testing.DummyRequest(cookies={"session": signed})) == ("the-id", None)
+    session_id, problem = cookie.read(testing.DummyRequest())
+    assert session_id is None and problem is not None
+
+
+def test_a_request_class_overriding_cookies_is_read_through_it() -> None:
+    class Overriding(Request):
+        @property
+        def cookies(self) -> dict[str, str]:  # type: ignore[override]
+            return {"session": make_signer("secret").dumps("from-property").decode("ascii")}
+
+    request = Overriding.blank("/", headers={"Cookie": "session=ignored"})
+    assert SessionCookie(build_settings("secret")).read(request) == ("from-property", None)

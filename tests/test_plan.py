@@ -48,6 +48,7 @@ def test_plan_write(changes: dict[str, Any], expected: Write) -> None:
 
 COOKIE_BASE: dict[str, Any] = {
     "allowed": True,
+    "failed": False,
     "had_cookie": True,
     "will_create": False,
     "will_delete": False,
@@ -69,6 +70,15 @@ COOKIE_BASE: dict[str, Any] = {
         ({"will_delete": True, "will_create": True}, Cookie.SET),
         ({"recookie": True}, Cookie.SET),
         ({"recookie": True, "allowed": False}, Cookie.KEEP),
+        # the view raised with cookie_on_exception off: only a deleted session's cookie
+        # is expired (as in 1.8); nothing is set
+        ({"failed": True, "will_create": True}, Cookie.KEEP),
+        ({"failed": True, "id_changed": True}, Cookie.KEEP),
+        ({"failed": True, "recookie": True}, Cookie.KEEP),
+        ({"failed": True, "will_delete": True}, Cookie.EXPIRE),
+        ({"failed": True, "will_delete": True, "will_create": True}, Cookie.EXPIRE),
+        ({"failed": True, "will_delete": True, "had_cookie": False}, Cookie.KEEP),
+        ({"failed": True, "will_delete": True, "allowed": False}, Cookie.KEEP),
     ],
 )
 def test_plan_cookie(changes: dict[str, Any], expected: Cookie) -> None:

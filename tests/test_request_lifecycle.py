@@ -66,7 +66,7 @@ def _alive(kind: type) -> int:
     return sum(1 for obj in gc.get_objects() if type(obj) is kind)
 
 
-@pytest.mark.parametrize("touch", ["read", "write"])
+@pytest.mark.parametrize("touch", ["read", "write", "untouched-but-evaluated"])
 def test_requests_and_sessions_are_freed_without_the_cycle_collector(
     redis_url: str, touch: str
 ) -> None:

@@ -48,9 +48,6 @@ def test_defaults_match_version_1_8() -> None:
             {"set_redis_ttl_readheavy": True, "python_expires": False, "timeout_trigger": 60},
             "timeout_trigger",
         ),
-        ({"timeout": None, "timeout_trigger": 60}, "timeout_trigger"),
-        ({"timeout_trigger": 60, "python_expires": False}, "python_expires"),
-        ({"set_redis_ttl": False, "python_expires": False}, "python_expires"),
         ({"serialize": pickle.dumps}, "deserialize"),
         ({"cookie_samesite": "none"}, "cookie_secure"),
         ({"cookie_samesite": "sometimes"}, "cookie_samesite"),
@@ -256,3 +253,88 @@ def test_bad_lock_ini_settings_name_the_option(ini: dict[str, str], named: str) 
     with pytest.raises(ConfigurationError) as info:
         session_factory_from_settings({"redis.sessions.secret": "s", **settings})
     assert named in str(info.value)
+
+
+# -- configurations 1.8 started with: accepted, reinterpreted as 1.8 did, with a warning
+
+
+@pytest.mark.parametrize(
+    ("options", "named", "resolved"),
+    [
+        (
+            {"timeout_trigger": 600, "python_expires": False},
+            "python_expires",
+            {"timeout_trigger": 600, "python_expires": True, "payload_expiry": True},
+        ),
+        (
+            {"timeout": None, "timeout_trigger": 600},
+            "timeout_trigger",
+            {"timeout": None, "timeout_trigger": None},
+        ),
+        (
+            {"timeout": 0, "timeout_trigger": 600},
+            "timeout_trigger",
+            {"timeout": None, "timeout_trigger": None},
+        ),
+        (
+            {"set_redis_ttl": False, "python_expires": False},
+            "set_redis_ttl=False with python_expires=False",
+            {"timeout": 1200, "redis_ttl": False, "payload_expiry": False},
+        ),
+    ],
+)
+def test_configurations_1_8_reinterpreted_start_with_one_warning(
+    options: dict[str, Any],
+    named: str,
+    resolved: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level("WARNING", logger="pyramid_session_redis"):
+        settings = RedisSessionFactory("secret", **options).settings
+    assert [record.levelname for record in caplog.records] == ["WARNING"]
+    assert named in caplog.records[0].getMessage()
+    assert {name: getattr(settings, name) for name in resolved} == resolved
+
+
+def test_supported_configurations_start_without_warnings(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="pyramid_session_redis"):
+        RedisSessionFactory("secret")
+        RedisSessionFactory("secret", timeout_trigger=600)
+        RedisSessionFactory("secret", set_redis_ttl=False)
+        RedisSessionFactory("secret", timeout=0, set_redis_ttl=False, python_expires=False)
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize("name", ["cookie_max_age", "timeout", "timeout_trigger"])
+def test_ini_zero_means_none(name: str) -> None:
+    """As in 1.8: ``cookie_max_age = 0`` is no Max-Age, not a cookie deleted at once."""
+    options = parse_ini_settings({f"redis.sessions.{name}": "0"})
+    assert options == {name: None}
+    assert parse_ini_settings({f"redis.sessions.{name}": "30"}) == {name: 30}
+
+
+def test_include_leaves_dotted_names_resolved_in_registry_settings() -> None:
+    """As 1.8 did: callables resolved in ``registry.settings``, other values untouched."""
+    settings = {
+        "redis.sessions.secret": "s",
+        "redis.sessions.timeout": "30",
+        "redis.sessions.cookie_secure": "true",
+        "redis.sessions.serialize": "pickle.dumps",
+        "redis.sessions.deserialize": "pickle.loads",
+        "redis.sessions.client_callable": "tests.test_settings.client_callable",
+        "redis.sessions.func_check_response_allow_cookies": (
+            "pyramid_session_redis.check_response_allow_cookies"
+        ),
+    }
+    config = Configurator(settings=settings)
+    config.include("pyramid_session_redis")
+    from pyramid_session_redis import check_response_allow_cookies
+
+    registry = config.registry.settings
+    assert registry["redis.sessions.timeout"] == "30"
+    assert registry["redis.sessions.cookie_secure"] == "true"
+    assert registry["redis.sessions.serialize"] is pickle.dumps
+    assert registry["redis.sessions.deserialize"] is pickle.loads
+    assert registry["redis.sessions.client_callable"] is client_callable
+    allow = registry["redis.sessions.func_check_response_allow_cookies"]
+    assert allow is check_response_allow_cookies
