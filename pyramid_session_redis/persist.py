@@ -143,24 +143,24 @@ class SessionWriter:
     ) -> Saved:
         """Write ``plain`` (delete, if None) unless another request wrote; then merge, retry."""
         store, codec, s = self.store, self.codec, self.settings
-        payload = None if plain is None else codec.pack(plain)
         conflicts: set[str] = set()
         for attempt in range(s.cas_retries + 1):
             assert state.loaded is not None
             try:
-                if payload is None:
+                if plain is None:
                     outcome, current = store.compare_and_delete(key, state.loaded)
                 else:
+                    payload = codec.pack(plain)
                     outcome, current = store.compare_and_set(key, state.loaded, payload, ttl())
             except WrongTypeError:  # replaced by a non-string value: not ours to keep
                 return Saved.GONE
             if outcome is CasOutcome.WRITTEN:
                 self._report(conflicts)
-                if payload is None or plain is None:
+                if plain is None:
                     return Saved.DELETED
                 state.mark_persisted(payload, plain)
                 return Saved.WRITTEN
-            if outcome is CasOutcome.GONE or current is None:
+            if current is None:  # CasOutcome.GONE: deleted meanwhile, never written back
                 return Saved.GONE
             try:
                 pause = backoff_limit(attempt)
@@ -185,14 +185,13 @@ class SessionWriter:
             conflicts.update(clashes)
             state.adopt(merged, current, fresh_plain)
             if delete and not merged.data:
-                plain = payload = None
+                plain = None
                 continue
             plain = codec.encode_plain(merged)
             if plain == fresh_plain:  # our changes are in Redis already
                 state.mark_persisted(current, plain)
                 self._report(conflicts)
                 return Saved.WRITTEN
-            payload = codec.pack(plain)
         raise SessionWriteConflict(f"gave up after {s.cas_retries + 1} conflicting writes")
 
     def _report(self, conflicts: set[str]) -> None:

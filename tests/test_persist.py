@@ -16,7 +16,12 @@ import redis
 
 from pyramid_session_redis.channel import ClientChannel
 from pyramid_session_redis.codec import SafeCodec, SessionRecord
-from pyramid_session_redis.exceptions import SessionBackendError, SessionWriteConflict
+from pyramid_session_redis.exceptions import (
+    SessionBackendError,
+    SessionLockLost,
+    SessionWriteConflict,
+)
+from pyramid_session_redis.lock import lock_key
 from pyramid_session_redis.persist import (
     BACKOFF_AFTER,
     MAX_BACKOFF,
@@ -61,6 +66,10 @@ class RivalStore(RedisStore):
         return outcome, current
 
 
+def nobody(attempt: int) -> None:
+    """No other request."""
+
+
 class Rival:
     """Another request, through its own connection: ``write(key=value)`` changes the session."""
 
@@ -85,6 +94,12 @@ class Rival:
                 self.write(**changes)
 
         return rival
+
+    def remove(self, *keys: str) -> None:
+        record = self.record()
+        for key in keys:
+            del record.data[key]
+        self.client.set(KEY, CODEC.encode(record), ex=TTL)
 
     def before_attempts(self, count: int) -> Callable[[int], None]:
         """A rival that writes ``t<n>`` before each of the first ``count`` attempts."""
@@ -338,22 +353,71 @@ def test_the_ttl_is_asked_again_after_a_merge(
     assert 0 < redis_client.ttl(KEY) <= 50
 
 
+def test_the_merge_of_a_later_conflict_starts_from_the_copy_adopted_before(
+    client: redis.Redis, redis_client: redis.Redis
+) -> None:
+    """Two conflicts in a row: the second merge's base is what the first one merged onto.
+
+    So a key the other request deletes in between stays deleted.
+    """
+    state = loaded(redis_client, {"k": 1, "seed": 0})
+    state.assign("mine", 1)
+    rival = Rival(redis_client)
+
+    def rivals(attempt: int) -> None:
+        if attempt == 0:
+            rival.write(x=1)
+        elif attempt == 1:
+            rival.remove("k")
+
+    store = RivalStore(client, rivals)
+    session_writer, conflicts, _ = writer(store)
+
+    assert save(session_writer, state) is Saved.WRITTEN
+
+    assert store.attempts == [CasOutcome.CONFLICT, CasOutcome.CONFLICT, CasOutcome.WRITTEN]
+    assert stored(redis_client) == {"seed": 0, "x": 1, "mine": 1}
+    assert conflicts == []
+
+
+def test_a_save_whose_merge_is_empty_writes_an_empty_session(
+    client: redis.Redis, redis_client: redis.Redis
+) -> None:
+    """Only ``delete_emptied`` deletes: a save (``invalidate_empty_session`` off) writes."""
+    state = loaded(redis_client, {"k": 1})
+    state.remove("k")
+
+    def rival(attempt: int) -> None:
+        if attempt == 0:
+            redis_client.set(KEY, CODEC.encode(SessionRecord({"k": 1}, CREATED, 99)))
+
+    store = RivalStore(client, rival)
+    session_writer, _, _ = writer(store, invalidate_empty_session=False)
+
+    assert save(session_writer, state) is Saved.WRITTEN
+
+    assert store.attempts == [CasOutcome.CONFLICT, CasOutcome.WRITTEN]
+    raw = raw_at(redis_client)
+    assert raw is not None and CODEC.decode(raw) == SessionRecord({}, CREATED, 99)
+
+
 def test_a_conflict_in_strict_mode_raises_and_writes_nothing(
     client: redis.Redis, redis_client: redis.Redis
 ) -> None:
-    state = loaded(redis_client, {"k": "base"})
+    state = loaded(redis_client, {"k": "base", "j": "base"})
     state.assign("k", "ours")
+    state.assign("j", "ours")
     rival = Rival(redis_client)
-    store = RivalStore(client, rival.first(k="theirs"))
+    store = RivalStore(client, rival.first(k="theirs", j="theirs"))
     session_writer, conflicts, _ = writer(store, on_conflict="strict")
 
     with pytest.raises(SessionWriteConflict) as raised:
         save(session_writer, state)
 
-    assert raised.value.keys == ("k",)
-    assert "'k'" in str(raised.value)
+    assert raised.value.keys == ("j", "k")
+    assert str(raised.value) == "both requests changed 'j', 'k'"
     assert store.attempts == [CasOutcome.CONFLICT]
-    assert stored(redis_client) == {"k": "theirs"}
+    assert stored(redis_client) == {"k": "theirs", "j": "theirs"}
     assert conflicts == []
 
 
@@ -372,7 +436,8 @@ def test_changes_already_in_redis_are_not_written_again(
 
     assert store.attempts == [CasOutcome.CONFLICT]  # no second attempt
     assert redis_client.get(KEY) == theirs_raw
-    assert state.loaded == theirs_raw and not state.touched
+    assert state.loaded == theirs_raw and state.loaded_plain == theirs_raw
+    assert not state.touched
     assert conflicts == []
 
 
@@ -443,7 +508,7 @@ def test_an_emptied_session_is_deleted_if_nobody_wrote(
 ) -> None:
     state = loaded(redis_client, {"k": 1})
     state.remove("k")
-    store = RivalStore(client, lambda attempt: None)
+    store = RivalStore(client, nobody)
     session_writer, conflicts, _ = writer(store)
 
     assert delete(session_writer, state) is Saved.DELETED
@@ -511,13 +576,14 @@ def test_overwrite_mode_deletes_and_writes_without_comparing(
     state = loaded(redis_client, {"k": 1})
     state.assign("k", "ours")
     Rival(redis_client).write(k="theirs")
-    store = RivalStore(client, lambda attempt: None)
+    store = RivalStore(client, nobody)
     session_writer, _, _ = writer(store, persistence="overwrite")
 
     assert save(session_writer, state) is Saved.WRITTEN
     assert stored(redis_client) == {"k": "ours"}  # last writer wins
     assert store.attempts == []
-    assert state.loaded == redis_client.get(KEY) and not state.touched
+    assert 0 < redis_client.ttl(KEY) <= TTL
+    assert state.loaded == state.loaded_plain == redis_client.get(KEY) and not state.touched
 
     redis_client.delete(KEY)
     state.assign("k", "again")
@@ -530,13 +596,84 @@ def test_overwrite_mode_deletes_and_writes_without_comparing(
     assert not redis_client.exists(KEY)
 
 
+# --------------------------------------------------------------------------- persistence = lock
+
+TOKEN = "our-token"
+
+
+def locked(redis_client: redis.Redis, data: dict[str, Any]) -> SessionState:
+    """A session loaded under the lock that ``TOKEN`` holds."""
+    state = loaded(redis_client, data)
+    redis_client.set(lock_key(KEY), TOKEN, px=10_000)
+    return state
+
+
+def test_a_write_under_the_lock_releases_it(client: redis.Redis, redis_client: redis.Redis) -> None:
+    state = locked(redis_client, {"k": 1})
+    state.assign("k", 2)
+    session_writer, _, _ = writer(RivalStore(client, nobody), persistence="lock")
+    plain = CODEC.encode_plain(state.record)
+
+    assert session_writer.save(state, KEY, plain, lambda: TTL, TOKEN) is Saved.WRITTEN
+
+    assert stored(redis_client) == {"k": 2}
+    assert 0 < redis_client.ttl(KEY) <= TTL
+    assert not redis_client.exists(lock_key(KEY))
+    assert state.loaded == state.loaded_plain == plain and not state.touched
+
+
+def test_a_write_whose_lease_ran_out_is_refused(
+    client: redis.Redis, redis_client: redis.Redis
+) -> None:
+    state = locked(redis_client, {"k": 1})
+    redis_client.set(lock_key(KEY), "another-token")  # our lease ended; another took it
+    state.assign("k", 2)
+    session_writer, _, _ = writer(RivalStore(client, nobody), persistence="lock")
+    plain = CODEC.encode_plain(state.record)
+
+    with pytest.raises(SessionLockLost) as raised:
+        session_writer.save(state, KEY, plain, lambda: TTL, TOKEN)
+
+    assert str(raised.value) == "the session lock's lease ran out before the write"
+    assert stored(redis_client) == {"k": 1}
+    assert redis_client.get(lock_key(KEY)) == b"another-token"
+
+
+def test_a_write_under_the_lock_to_a_deleted_session_is_gone(
+    client: redis.Redis, redis_client: redis.Redis
+) -> None:
+    state = locked(redis_client, {"k": 1})
+    redis_client.delete(KEY)
+    state.assign("k", 2)
+    session_writer, _, _ = writer(RivalStore(client, nobody), persistence="lock")
+    plain = CODEC.encode_plain(state.record)
+
+    assert session_writer.save(state, KEY, plain, lambda: TTL, TOKEN) is Saved.GONE
+    assert not redis_client.exists(KEY)
+    assert state.touched  # nothing was persisted
+
+
+def test_an_emptied_session_under_the_lock_is_deleted_and_the_lock_released(
+    client: redis.Redis, redis_client: redis.Redis
+) -> None:
+    state = locked(redis_client, {"k": 1})
+    state.remove("k")
+    store = RivalStore(client, nobody)
+    session_writer, _, _ = writer(store, persistence="lock")
+
+    assert session_writer.delete_emptied(state, KEY, lambda: TTL, TOKEN) is Saved.DELETED
+
+    assert redis_client.keys() == []  # the session and its lock
+    assert store.attempts == []
+
+
 # --------------------------------------------------------------------------- creating
 
 
 def test_create_takes_another_id_on_a_collision_and_gives_up_after_three(
     client: redis.Redis, redis_client: redis.Redis
 ) -> None:
-    store = RivalStore(client, lambda attempt: None)
+    store = RivalStore(client, nobody)
     session_writer, _, _ = writer(store)
     for taken in ("a", "b", "c"):
         redis_client.set(f"k:{taken}", b"someone else's")
@@ -547,10 +684,11 @@ def test_create_takes_another_id_on_a_collision_and_gives_up_after_three(
     assert created == "d"
     assert stored(redis_client, "k:d") == {"x": 1}
     assert state.loaded == redis_client.get("k:d") and state.had_data and not state.touched
+    assert state.loaded_plain == state.loaded  # the baseline of the next write
 
     state = SessionState(SessionRecord({"x": 2}, CREATED))
     ids = iter(["b", "c", "free"])
-    with pytest.raises(SessionBackendError, match="free session id"):
+    with pytest.raises(SessionBackendError, match=r"^could not find a free session id$"):
         session_writer.create(state, lambda sid: f"k:{sid}", lambda: next(ids), "a", TTL)
     assert not redis_client.exists("k:free")  # three tries, no more
     assert state.loaded is None

@@ -308,6 +308,23 @@ def test_do_persist_of_a_new_session_then_more_changes(
     assert app.get("/dump").json == {"a": 1, "n": 2, "b": 2}
 
 
+def test_a_value_read_after_do_persist_is_compared_with_what_was_persisted(
+    redis_url: str, commands: CommandCounter
+) -> None:
+    """A new session persisted mid-request, then only read: nothing more is written."""
+
+    def view(request: Request) -> Any:
+        s = request.session
+        s["a"] = [1]
+        s.do_persist()
+        return s["a"]  # a mutable value handed out, unchanged
+
+    app = make_app(redis_url, {"t": view})
+    assert app.get("/t").json == [1]
+    assert commands.counts() == {"set": 1}  # the SET NX of do_persist, nothing at the end
+    assert app.get("/dump").json == {"a": [1]}
+
+
 def test_a_new_session_persisted_then_emptied_is_deleted(
     redis_url: str, redis_client: redis.Redis
 ) -> None:

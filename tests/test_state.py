@@ -229,6 +229,13 @@ def test_a_new_state_has_no_baseline() -> None:
     assert state.base(codec) == SessionRecord({}, CREATED, None, None)
 
 
+def test_a_loaded_state_starts_with_an_empty_log() -> None:
+    state, _ = loaded({"k": [1]})
+    assert log(state) == {"written": set(), "deleted": set(), "increments": {}, "exposed": set()}
+    assert (state.meta_changed, state.forced, state.had_data) == (False, False, True)
+    assert not state.touched
+
+
 def test_the_loaded_bytes_are_the_plain_form_unless_given() -> None:
     codec = SafeCodec()
     raw = codec.encode(SessionRecord({"k": 1}, CREATED))
@@ -252,7 +259,7 @@ def test_mark_persisted_makes_the_write_the_new_baseline() -> None:
 
     assert (state.loaded, state.loaded_plain) == (payload, plain)
     assert log(state) == {"written": set(), "deleted": set(), "increments": {}, "exposed": set()}
-    assert not state.meta_changed and not state.forced and not state.touched
+    assert (state.meta_changed, state.forced, state.touched) == (False, False, False)
     assert state.encode_if_changed(codec, detect_changes=True) is None
     assert state.base(codec) == SessionRecord({"k": 2, "n": 1}, CREATED, 9)
 
