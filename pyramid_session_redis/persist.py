@@ -122,7 +122,7 @@ class SessionWriter:
                 return Saved.GONE
             state.mark_persisted(payload, plain)
             return Saved.WRITTEN
-        return self._compare_and_set(state, key, plain, ttl, delete=False)
+        return self._compare_and_set(state, key, plain, ttl)
 
     def delete_emptied(self, state: SessionState, key: str, ttl: Ttl, lock: str | None) -> Saved:
         """Delete a session this request emptied (``invalidate_empty_session``).
@@ -136,13 +136,17 @@ class SessionWriter:
         if self.settings.persistence == "overwrite":
             self.store.delete(key)
             return Saved.DELETED
-        return self._compare_and_set(state, key, None, ttl, delete=True)
+        return self._compare_and_set(state, key, None, ttl)
 
     def _compare_and_set(
-        self, state: SessionState, key: str, plain: bytes | None, ttl: Ttl, delete: bool
+        self, state: SessionState, key: str, plain: bytes | None, ttl: Ttl
     ) -> Saved:
-        """Write ``plain`` (delete, if None) unless another request wrote; then merge, retry."""
+        """Write ``plain`` (delete, if None) unless another request wrote; then merge, retry.
+
+        A deletion that loses stays one while the merge is empty too.
+        """
         store, codec, s = self.store, self.codec, self.settings
+        delete = plain is None
         conflicts: set[str] = set()
         for attempt in range(s.cas_retries + 1):
             assert state.loaded is not None

@@ -592,8 +592,10 @@ def test_overwrite_mode_deletes_and_writes_without_comparing(
 
     state = loaded(redis_client, {"k": 1})
     state.remove("k")
+    Rival(redis_client).write(theirs=1)  # last writer wins: deleted all the same
     assert delete(session_writer, state) is Saved.DELETED
     assert not redis_client.exists(KEY)
+    assert store.attempts == []
 
 
 # --------------------------------------------------------------------------- persistence = lock
