@@ -31,6 +31,7 @@ from pyramid_session_redis.codec import SafeCodec
 from pyramid_session_redis.exceptions import InvalidSession, SessionGone, SessionWriteConflict
 from pyramid_session_redis.lock import lock_key
 from pyramid_session_redis.store import CAS_SCRIPT
+from pyramid_session_redis.util import log_id, make_log_key
 from tests.app import SECRET, build_wsgi_app
 from tests.redis_stats import CommandCounter
 from tests.wsgi_server import HttpClient, LiveServer, Reply, is_expiry
@@ -766,6 +767,27 @@ def test_a_conflicting_scalar_keeps_this_requests_value_and_is_reported(
     assert conflicts == [("/apply", ("k",))]
     (line,) = [r.getMessage() for r in caplog.records if r.name == "pyramid_session_redis"]
     assert "'k'" in line and session_id not in line and "'A'" not in line and "'B'" not in line
+
+
+def test_a_conflict_report_names_the_keys_and_a_keyed_hash_of_the_id(
+    serve: Any, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    reported: list[SessionWriteConflict] = []
+    gate = Gate()
+    harness = serve(
+        {"apply": gated_apply(gate)},
+        func_conflict_logger=lambda request, conflict: reported.append(conflict),
+    )
+    cookie, session_id = seeded(harness, gate, [["set", "k", 0], ["set", "j", 0]])
+    caplog.set_level(logging.WARNING, logger="pyramid_session_redis")
+
+    ops_a = [["set", "k", "A"], ["set", "j", "A"]]
+    a_then_b(harness, gate, cookie, ops_a, [["set", "k", "B"], ["set", "j", "B"]], list)
+
+    hashed = log_id(make_log_key(SECRET), session_id)
+    lines = [r.getMessage() for r in caplog.records if r.name == "pyramid_session_redis"]
+    assert lines == [f"session {hashed}: concurrent changes to 'j', 'k'; this request's kept"]
+    assert [(str(c), c.keys) for c in reported] == [(f"session {hashed}: 'j', 'k'", ("j", "k"))]
 
 
 def test_strict_conflicts_raise_and_write_nothing(serve: Any, redis_client: redis.Redis) -> None:
