@@ -1150,6 +1150,29 @@ def test_do_persist_then_more_changes_under_a_concurrent_write(
     assert script_calls(commands) == 4
 
 
+def test_an_emptied_session_deleted_meanwhile_is_reported_gone(
+    serve: Any, redis_client: redis.Redis
+) -> None:
+    gate = Gate()
+    harness = serve({"apply": gated_apply(gate)})
+    cookie, _ = seeded(harness, gate, [["set", "k", 1]])
+
+    with harness.client(cookie) as client_a, harness.client(cookie) as client_b:
+        thread, out = run_in_thread(
+            client_a.get, "/apply", {"ops": json.dumps([["del", "k"]]), "hold": "1"}
+        )
+        try:
+            assert gate.loaded.wait(EVENT_TIMEOUT)
+            assert client_b.get("/invalidate").status == 200
+        finally:
+            gate.release.set()
+        reply_a = joined(thread, out)
+
+    assert reply_a.status == 200
+    assert redis_client.keys() == []
+    assert [(type(e.problem), e.path) for e in harness.logged] == [(SessionGone, "/apply")]
+
+
 # --------------------------------------------------------------------------- persistence = lock
 
 

@@ -8,14 +8,16 @@ from typing import Any
 
 import pytest
 import redis
+import webtest
 from pyramid.interfaces import ISession
 from pyramid.request import Request
 from zope.interface.verify import verifyObject
 
+from pyramid_session_redis import RedisSessionFactory
 from pyramid_session_redis.codec import SafeCodec
 from pyramid_session_redis.exceptions import InvalidSession, SessionGone
-from tests.app import make_app
-from tests.redis_stats import CommandCounter
+from tests.app import SECRET, build_wsgi_app, make_app
+from tests.redis_stats import CommandCounter, CommandStat
 from tests.test_commands import start_session
 
 
@@ -634,3 +636,59 @@ def test_an_expiry_adjusted_into_the_past_leaves_at_most_a_second(
     session_id = start_session(app, a=1)
     app.get("/t")
     assert redis_client.pttl(session_id) <= 1000  # a TTL of 1 s (or already gone)
+
+
+def test_a_session_gone_mid_request_is_not_recreated_even_empty(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """Persisted, deleted by someone else, persisted again (gone): nothing at the end."""
+
+    def view(request: Request) -> Any:
+        s = request.session
+        s["a"] = 1
+        s.do_persist()
+        redis_client.delete(s.session_id)
+        s["b"] = 1
+        s.do_persist()  # gone: the session starts over, empty
+        return dict(s)
+
+    app = make_app(redis_url, {"t": view})
+    response = app.get("/t")
+    assert response.json == {}
+    assert redis_client.keys() == []
+    assert "Set-Cookie" not in response.headers
+
+
+class CountingCodec(SafeCodec):
+    __slots__ = ("encodes",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encodes = 0
+
+    def encode_plain(self, record: Any) -> bytes:
+        self.encodes += 1
+        return super().encode_plain(record)
+
+
+def test_a_new_session_is_serialized_once(redis_url: str) -> None:
+    factory = RedisSessionFactory(SECRET, redis_url=redis_url)
+    codec = factory.codec = CountingCodec()
+    app = webtest.TestApp(build_wsgi_app(factory))
+    app.get("/set", {"key": "a", "value": "[1]"})
+    assert codec.encodes == 1
+
+
+def test_lock_mode_deletes_an_emptied_session_and_releases_in_one_command(
+    redis_url: str, redis_client: redis.Redis, commands: CommandCounter
+) -> None:
+    app = make_app(redis_url, persistence="lock")
+    session_id = start_session(app, a=1)
+    commands.reset()
+    app.get("/delete", {"key": "a"})
+    assert redis_client.keys() == []
+    stats = commands.stats()
+    used = [stats.get(name, CommandStat()) for name in ("evalsha", "eval")]
+    ran = [stat.calls - stat.failed_calls for stat in used]
+    assert sum(ran) == 2  # take the lock and load; delete and release (NOSCRIPT not counted)
+    assert not redis_client.exists(session_id)
