@@ -692,3 +692,23 @@ def test_lock_mode_deletes_an_emptied_session_and_releases_in_one_command(
     ran = [stat.calls - stat.failed_calls for stat in used]
     assert sum(ran) == 2  # take the lock and load; delete and release (NOSCRIPT not counted)
     assert not redis_client.exists(session_id)
+
+
+def test_redis_client_callable_is_given_the_request(redis_url: str) -> None:
+    given: list[Any] = []
+    client = redis.Redis.from_url(redis_url)
+
+    def client_for(request: Any, **options: Any) -> redis.Redis:
+        given.append(request)
+        return client
+
+    def view(request: Request) -> Any:
+        request.session["a"] = 1
+        return [request.path]
+
+    try:
+        app = make_app(redis_url, {"t": view}, redis_client_callable=client_for)
+        app.get("/t")
+        assert given and all(request.path == "/t" for request in given)
+    finally:
+        client.close()
