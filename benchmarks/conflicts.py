@@ -78,7 +78,7 @@ def bench_conflict(url: str, rounds: int) -> dict[str, float]:
                         other.set(key, codec.encode(theirs))
                     plain = codec.encode_plain(state.record)
                     started = time.perf_counter()
-                    writer.save(state, key, plain, 60, None)
+                    writer.save(state, key, plain, lambda: 60, None)
                     series.append(time.perf_counter() - started)
                     other.delete(key)
             for case, series in samples.items():

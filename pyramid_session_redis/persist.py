@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from .settings import SessionSettings
     from .state import SessionState
 
+Ttl = Callable[[], "int | None"]  # the TTL to write the state's current record with
 CREATE_ATTEMPTS = 3
 BACKOFF_AFTER = 2  # compare-and-set conflicts merged at once before backing off
 MAX_BACKOFF = 0.05  # seconds
@@ -129,12 +130,14 @@ class SessionWriter:
         raise SessionBackendError("could not find a free session id")
 
     def save(
-        self, state: SessionState, key: str, plain: bytes, ttl: int | None, lock: str | None
+        self, state: SessionState, key: str, plain: bytes, ttl: Ttl, lock: str | None
     ) -> Saved:
         """Write ``plain`` (the state's record, encoded) over the stored session at ``key``.
 
-        ``lock``: the token of the session lock this request holds (``persistence =
-        lock``): the write releases it, and is refused if the lease ran out.
+        ``ttl()``: the TTL for the state's record, asked again after a merge (which may
+        adopt a timeout the other request set). ``lock``: the token of the session lock
+        this request holds (``persistence = lock``): the write releases it, and is
+        refused if the lease ran out.
         """
         if lock is not None:
             try:
@@ -142,7 +145,7 @@ class SessionWriter:
             except SessionTooLarge:  # nothing is written: free the session at once
                 self.store.release(key, lock)
                 raise
-            outcome = self.store.write_unlock(key, lock, payload, ttl)
+            outcome = self.store.write_unlock(key, lock, payload, ttl())
             if outcome is LockOutcome.FENCED:
                 raise SessionLockLost("the session lock's lease ran out before the write")
             if outcome is LockOutcome.GONE:
@@ -151,11 +154,11 @@ class SessionWriter:
             return Saved.WRITTEN
         if self.settings.persistence == "overwrite":
             payload = self._pack(key, plain)
-            if not self.store.overwrite(key, payload, ttl):
+            if not self.store.overwrite(key, payload, ttl()):
                 return Saved.GONE
             state.mark_persisted(payload, plain)
             return Saved.WRITTEN
-        return self._compare_and_set(state, key, plain, ttl, delete=False)
+        return self._compare_and_set(state, key, plain, ttl)
 
     def move(
         self,
@@ -163,7 +166,7 @@ class SessionWriter:
         key: str,
         target: MoveTarget,
         plain: bytes,
-        ttl: int | None,
+        ttl: Ttl,
         lock: str | None,
     ) -> Saved:
         """Write ``plain`` at ``target`` and delete ``key`` in one round trip.
@@ -172,14 +175,14 @@ class SessionWriter:
         leaving both keys or neither; ``target`` ends on the id actually used.
         """
         if lock is not None or self.settings.persistence == "overwrite":
-            outcome, _, payload = self._move_once(key, target, plain, ttl, None, lock)
+            outcome, _, payload = self._move_once(key, target, plain, ttl(), None, lock)
             if outcome is MoveOutcome.FENCED:
                 raise SessionLockLost("the session lock's lease ran out before the write")
             if outcome is not MoveOutcome.MOVED:
                 return Saved.GONE
             state.mark_persisted(payload, plain)
             return Saved.WRITTEN
-        return self._compare_and_set(state, key, plain, ttl, delete=False, target=target)
+        return self._compare_and_set(state, key, plain, ttl, target=target)
 
     def _move_once(
         self,
@@ -204,9 +207,7 @@ class SessionWriter:
     def _pack(self, key: str, plain: bytes) -> bytes:
         return codec_for_key(self.codec, key).pack(plain)
 
-    def delete_emptied(
-        self, state: SessionState, key: str, ttl: int | None, lock: str | None
-    ) -> Saved:
+    def delete_emptied(self, state: SessionState, key: str, ttl: Ttl, lock: str | None) -> Saved:
         """Delete a session this request emptied (``invalidate_empty_session``).
 
         With compare-and-set, only if nobody wrote meanwhile: else the merged data is
@@ -218,23 +219,23 @@ class SessionWriter:
         if self.settings.persistence == "overwrite":
             self.store.delete(key)
             return Saved.DELETED
-        return self._compare_and_set(state, key, None, ttl, delete=True)
+        return self._compare_and_set(state, key, None, ttl)
 
     def _compare_and_set(
         self,
         state: SessionState,
         key: str,
         plain: bytes | None,
-        ttl: int | None,
-        delete: bool,
+        ttl: Ttl,
         target: MoveTarget | None = None,
     ) -> Saved:
         """Write ``plain`` (delete, if None) unless another request wrote; then merge, retry.
 
-        With a ``target`` the write goes there and ``key`` is deleted (a move).
+        A deletion that loses stays one while the merge is empty too. With a ``target``
+        the write goes there and ``key`` is deleted (a move).
         """
         store, codec, s = self.store, self.codec, self.settings
-        payload = None if plain is None or target else self._pack(key, plain)
+        delete = plain is None
         conflicts: set[str] = set()
         for attempt in range(s.cas_retries + 1):
             assert state.loaded is not None
@@ -243,21 +244,21 @@ class SessionWriter:
                     outcome, current = store.compare_and_delete(key, state.loaded)
                 elif target is not None:
                     moved, current, payload = self._move_once(
-                        key, target, plain, ttl, state.loaded, None
+                        key, target, plain, ttl(), state.loaded, None
                     )
                     outcome = _MOVED_AS_CAS[moved]
                 else:
-                    assert payload is not None
-                    outcome, current = store.compare_and_set(key, state.loaded, payload, ttl)
+                    payload = self._pack(key, plain)
+                    outcome, current = store.compare_and_set(key, state.loaded, payload, ttl())
             except WrongTypeError:  # replaced by a non-string value: not ours to keep
                 return Saved.GONE
             if outcome is CasOutcome.WRITTEN:
                 self._report(conflicts)
-                if payload is None or plain is None:
+                if plain is None:
                     return Saved.DELETED
                 state.mark_persisted(payload, plain)
                 return Saved.WRITTEN
-            if outcome is CasOutcome.GONE or current is None:
+            if current is None:  # CasOutcome.GONE: deleted meanwhile, never written back
                 return Saved.GONE
             try:
                 pause = backoff_limit(attempt)
@@ -282,14 +283,13 @@ class SessionWriter:
             conflicts.update(clashes)
             state.adopt(merged, current, fresh_plain)
             if delete and not merged.data:
-                plain = payload = None
+                plain = None
                 continue
             plain = codec.encode_plain(merged)
             if plain == fresh_plain and target is None:  # our changes are in Redis already
                 state.mark_persisted(current, plain)
                 self._report(conflicts)
                 return Saved.WRITTEN
-            payload = None if target else self._pack(key, plain)
         raise SessionWriteConflict(f"gave up after {s.cas_retries + 1} conflicting writes")
 
     def _report(self, conflicts: set[str]) -> None:

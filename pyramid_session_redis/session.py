@@ -457,7 +457,7 @@ class RedisSession(SessionDict):
         elif action is Write.DELETE:
             key = self._factory.key(self._stored_id())
             self._moving_from = None  # emptied: deleted, not moved
-            saved = self._writer().delete_emptied(state, key, self._write_ttl(), self._take_lock())
+            saved = self._writer().delete_emptied(state, key, self._write_ttl, self._take_lock())
             self._saved(saved)
         return action
 
@@ -501,7 +501,7 @@ class RedisSession(SessionDict):
             self._move(state, plain)
             return
         key = self._factory.key(self._require_id())
-        self._saved(self._writer().save(state, key, plain, self._write_ttl(), self._take_lock()))
+        self._saved(self._writer().save(state, key, plain, self._write_ttl, self._take_lock()))
 
     def _move(self, state: SessionState, plain: bytes | None) -> None:
         """Write the session under its new id and delete the old key (regenerate_id())."""
@@ -511,8 +511,10 @@ class RedisSession(SessionDict):
             plain = factory.codec.encode_plain(state.record)
         first = self._require_id()
         target = MoveTarget(first, factory.key(first), lambda: self._id_and_key_near(old_id))
-        lock, ttl = self._take_lock(), self._write_ttl()
-        saved = self._writer().move(state, factory.key(old_id), target, plain, ttl, lock)
+        lock = self._take_lock()
+        saved = self._writer().move(
+            state, factory.key(old_id), target, plain, self._write_ttl, lock
+        )
         self._moving_from = None
         if saved is Saved.GONE:
             self._session_id = old_id  # the id the session had: reported, then dropped

@@ -120,7 +120,7 @@ class SessionState:
     def base(self, codec: Codec) -> SessionRecord:
         """A fresh copy of the record as loaded (the merge base); empty for a new session."""
         if self.loaded_plain is None:
-            return SessionRecord({}, self.record.created, None, None)
+            return SessionRecord({}, self.record.created)
         return codec.decode_plain(self.loaded_plain)
 
     def adopt(self, record: SessionRecord, raw: bytes, plain: bytes) -> None:

@@ -31,6 +31,7 @@ from pyramid_session_redis.codec import SafeCodec
 from pyramid_session_redis.exceptions import InvalidSession, SessionGone, SessionWriteConflict
 from pyramid_session_redis.lock import lock_key
 from pyramid_session_redis.store import CAS_SCRIPT
+from pyramid_session_redis.util import log_id, make_log_key
 from tests.app import SECRET, build_wsgi_app
 from tests.redis_stats import CommandCounter
 from tests.wsgi_server import HttpClient, LiveServer, Reply, is_expiry
@@ -506,6 +507,14 @@ def gated_apply(gate: Gate) -> Any:
                 session[key].add(arg[0])
             elif op == "discard":
                 session[key].discard(arg[0])
+            elif op == "items_append":  # a value handed out by items(), changed in place
+                dict(session.items())[key].append(arg[0])
+            elif op == "values_append":  # the (only) list handed out by values()
+                next(v for v in session.values() if isinstance(v, list)).append(arg[0])
+            elif op == "timeout":
+                session.adjust_session_timeout(arg[0])
+            elif op == "persist":
+                session.do_persist()
             else:
                 raise ValueError(op)
         if request.params.get("hold"):
@@ -760,6 +769,27 @@ def test_a_conflicting_scalar_keeps_this_requests_value_and_is_reported(
     assert "'k'" in line and session_id not in line and "'A'" not in line and "'B'" not in line
 
 
+def test_a_conflict_report_names_the_keys_and_a_keyed_hash_of_the_id(
+    serve: Any, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    reported: list[SessionWriteConflict] = []
+    gate = Gate()
+    harness = serve(
+        {"apply": gated_apply(gate)},
+        func_conflict_logger=lambda request, conflict: reported.append(conflict),
+    )
+    cookie, session_id = seeded(harness, gate, [["set", "k", 0], ["set", "j", 0]])
+    caplog.set_level(logging.WARNING, logger="pyramid_session_redis")
+
+    ops_a = [["set", "k", "A"], ["set", "j", "A"]]
+    a_then_b(harness, gate, cookie, ops_a, [["set", "k", "B"], ["set", "j", "B"]], list)
+
+    hashed = log_id(make_log_key(SECRET), session_id)
+    lines = [r.getMessage() for r in caplog.records if r.name == "pyramid_session_redis"]
+    assert lines == [f"session {hashed}: concurrent changes to 'j', 'k'; this request's kept"]
+    assert [(str(c), c.keys) for c in reported] == [(f"session {hashed}: 'j', 'k'", ("j", "k"))]
+
+
 def test_strict_conflicts_raise_and_write_nothing(serve: Any, redis_client: redis.Redis) -> None:
     gate, conflicts = Gate(), Conflicts()
     harness = serve(
@@ -776,6 +806,31 @@ def test_strict_conflicts_raise_and_write_nothing(serve: Any, redis_client: redi
     assert raised == Counter({"SessionWriteConflict": 1})
     assert stored(redis_client, session_id) == {"k": "B"}  # A wrote nothing, not even "a"
     assert conflicts == []  # raised, not reported
+
+
+def test_a_write_that_runs_out_of_retries_fails_and_writes_nothing(
+    serve: Any, redis_client: redis.Redis
+) -> None:
+    """``cas_retries=0``: one lost compare-and-set is the end; the request fails (a 500).
+
+    The other request's write stays as it is and nothing of this request's is written.
+    """
+    gate, conflicts = Gate(), Conflicts()
+    harness = serve({"apply": gated_apply(gate)}, cas_retries=0, func_conflict_logger=conflicts)
+    cookie, session_id = seeded(harness, gate, [["set", "k", "initial"]])
+
+    with server_exceptions() as raised:
+        reply_a, reply_b, _ = a_then_b(
+            harness, gate, cookie, [["set", "a", 1]], [["set", "b", 2]], list
+        )
+
+    assert (reply_a.status, reply_b.status) == (500, 200)
+    assert raised == Counter({"SessionWriteConflict": 1})
+    assert stored(redis_client, session_id) == {"k": "initial", "b": 2}
+    assert conflicts == []
+    assert reply_a.set_cookies == []  # the session and its cookie stay as they were
+    with harness.client(cookie) as client:
+        assert client.get("/dump").json == {"k": "initial", "b": 2}
 
 
 def test_disjoint_merges_in_strict_mode_still_write(serve: Any, redis_client: redis.Redis) -> None:
@@ -882,6 +937,240 @@ def test_a_concurrently_emptied_session_is_deleted_like_a_logout(
         else:
             assert stored(redis_client, session_id) == {"_f_": ["new"]}
             assert harness.logged == []
+
+
+# --------------------------------------------------------------------------- change log
+
+
+LOG_MERGES = [
+    pytest.param(
+        [["incr", "n", 1], ["set", "n", 100]],
+        [["incr", "n", 10]],
+        {"n": 100},
+        [("/apply", ("n",))],
+        id="incr-then-assignment-is-an-assignment",
+    ),
+    pytest.param(
+        [["set", "n", 3], ["incr", "n", 1]],
+        [["incr", "n", 10]],
+        {"n": 4},
+        [("/apply", ("n",))],
+        id="assignment-then-incr-is-an-assignment",
+    ),
+    pytest.param(
+        [["incr", "n", 1], ["del", "n"]],
+        [["incr", "n", 10], ["set", "b", 1]],
+        {"b": 1},
+        [("/apply", ("n",))],
+        id="incr-then-del-is-a-deletion",
+    ),
+    pytest.param(
+        [["del", "n"], ["incr", "n", 1]],
+        [["set", "b", 1]],
+        {"n": 1, "b": 1},
+        [],
+        id="delete-then-incr-while-the-other-left-it-alone",
+    ),
+    pytest.param(
+        [["incr", "n", 1], ["incr", "n", 2]],
+        [["incr", "n", 10]],
+        {"n": 18},
+        [],
+        id="increments-add-up-as-one-delta",
+    ),
+    pytest.param(
+        [["items_append", "cart", "a"]],
+        [["append", "cart", "b"]],
+        {"n": 5, "cart": [1, "b", "a"]},
+        [],
+        id="a-list-from-items-changed-in-place",
+    ),
+    pytest.param(
+        [["values_append", "", "a"]],
+        [["append", "cart", "b"], ["set", "n", 6]],
+        {"n": 6, "cart": [1, "b", "a"]},
+        [],
+        id="a-list-from-values-changed-in-place",
+    ),
+]
+
+
+@pytest.mark.parametrize(("ops_a", "ops_b", "expected", "reported"), LOG_MERGES)
+def test_what_a_request_did_to_a_key_decides_its_merge(
+    ops_a: list[Any],
+    ops_b: list[Any],
+    expected: dict[str, Any],
+    reported: list[Any],
+    serve: Any,
+    redis_client: redis.Redis,
+) -> None:
+    """A (held) and B change the same keys; A's change log decides what A's merge keeps.
+
+    Seeded with ``n = 5`` (and ``cart = [1]`` for the in-place cases).
+    """
+    gate, conflicts = Gate(), Conflicts()
+    harness = serve({"apply": gated_apply(gate)}, func_conflict_logger=conflicts)
+    in_place = any(op[0].endswith("_append") for op in ops_a)
+    seed = [["set", "n", 5], *([["set", "cart", [1]]] if in_place else [])]
+    cookie, session_id = seeded(harness, gate, seed)
+
+    reply_a, reply_b, _ = a_then_b(harness, gate, cookie, ops_a, ops_b, list)
+
+    assert (reply_a.status, reply_b.status) == (200, 200)
+    assert stored(redis_client, session_id) == expected
+    assert conflicts == reported
+    assert harness.logged == []
+
+
+@pytest.mark.parametrize("op", ["items_append", "values_append"])
+def test_a_value_handed_out_by_items_or_values_and_changed_in_place_is_saved(
+    op: str, serve: Any, redis_client: redis.Redis
+) -> None:
+    gate = Gate()
+    harness = serve({"apply": gated_apply(gate)})
+    cookie, session_id = seeded(harness, gate, [["set", "cart", [1]], ["set", "n", 0]])
+    with harness.client(cookie) as client:
+        reply = client.get("/apply", {"ops": json.dumps([[op, "cart", 2]])})
+    assert reply.status == 200
+    assert stored(redis_client, session_id) == {"cart": [1, 2], "n": 0}
+
+
+@pytest.mark.parametrize(
+    ("ops_a", "ops_b", "expected"),
+    [
+        pytest.param(
+            [["read", "items"], ["set", "a", 1]],
+            [["set", "items", [1, 2]], ["set", "k", 1]],
+            {"items": [1, 2], "k": 1, "a": 1},
+            id="read-a-list-then-set-a-key",
+        ),
+        pytest.param(
+            [["append", "items", "a"], ["set", "a", 1]],
+            [["set", "items", [1, "b"]]],
+            {"items": [1, "b", "a"], "k": 0, "a": 1},
+            id="changed-a-list-in-place-and-set-a-key",
+        ),
+        pytest.param(
+            [["read", "items"]],
+            [["set", "items", [1, 2]]],
+            {"items": [1, 2], "k": 0},
+            id="read-only",
+        ),
+    ],
+)
+def test_a_merge_without_detect_changes_after_reading_a_mutable_value(
+    ops_a: list[Any],
+    ops_b: list[Any],
+    expected: dict[str, Any],
+    serve: Any,
+    redis_client: redis.Redis,
+) -> None:
+    """``detect_changes=False``: A read a list (maybe changed it) and is merged with B's write.
+
+    (B assigns: without ``detect_changes`` its own in-place changes would not be saved.)
+
+    A write of A's (triggered by an assignment) carries the whole session, its in-place
+    change included, and is merged like any other; a read alone writes nothing.
+    """
+    gate, conflicts = Gate(), Conflicts()
+    harness = serve(
+        {"apply": gated_apply(gate)}, detect_changes=False, func_conflict_logger=conflicts
+    )
+    cookie, session_id = seeded(harness, gate, [["set", "items", [1]], ["set", "k", 0]])
+
+    with server_exceptions() as raised:
+        reply_a, reply_b, _ = a_then_b(harness, gate, cookie, ops_a, ops_b, list)
+
+    assert (reply_a.status, reply_b.status) == (200, 200)
+    assert raised == Counter()
+    assert stored(redis_client, session_id) == expected
+    assert conflicts == []
+
+
+def session_timeout(request: Request) -> Any:
+    return request.session.timeout
+
+
+@pytest.mark.parametrize(
+    ("ops_a", "ops_b"),
+    [
+        pytest.param([["set", "a", 1]], [["timeout", "", 50]], id="theirs"),
+        pytest.param([["timeout", "", 50], ["set", "a", 1]], [["set", "b", 1]], id="ours"),
+        pytest.param([["set", "a", 1]], [["set", "b", 1], ["timeout", "", 50]], id="theirs+data"),
+    ],
+)
+def test_an_adjusted_session_timeout_survives_the_merge(
+    ops_a: list[Any], ops_b: list[Any], serve: Any, redis_client: redis.Redis
+) -> None:
+    """Whichever request called ``adjust_session_timeout(50)``, the session keeps it.
+
+    Its stored timeout and its TTL in Redis, after the other request's merged write.
+    """
+    gate = Gate()
+    harness = serve({"apply": gated_apply(gate), "timeout": session_timeout}, timeout=1000)
+    cookie, session_id = seeded(harness, gate, [["set", "seed", 0]])
+
+    reply_a, reply_b, _ = a_then_b(harness, gate, cookie, ops_a, ops_b, list)
+
+    assert (reply_a.status, reply_b.status) == (200, 200)
+    data = stored(redis_client, session_id)
+    assert data is not None and data["a"] == 1
+    assert 0 < redis_client.ttl(session_id) <= 50
+    assert SafeCodec().decode(redis_client.get(session_id)).timeout == 50
+    with harness.client(cookie) as client:
+        assert client.get("/timeout").json == 50
+    assert 0 < redis_client.ttl(session_id) <= 50
+
+
+def test_do_persist_then_more_changes_under_a_concurrent_write(
+    serve: Any, redis_client: redis.Redis, commands: CommandCounter
+) -> None:
+    """A persists mid-request, changes more, is held; B writes; A's end merges once.
+
+    The persisted write is A's new baseline: its increment before ``do_persist`` is
+    not counted again, and its key set before it is not a change any more.
+    """
+    gate, conflicts = Gate(), Conflicts()
+    harness = serve({"apply": gated_apply(gate)}, func_conflict_logger=conflicts)
+    cookie, session_id = seeded(harness, gate, [["set", "n", 0], ["set", "k", "seed"]])
+    redis_client.script_load(CAS_SCRIPT)
+
+    ops_a = [["incr", "n", 1], ["set", "k", "A"], ["persist", ""], ["incr", "n", 1]]
+    ops_b = [["incr", "n", 10], ["set", "k", "B"]]
+    commands.reset()
+    reply_a, reply_b, after_b = a_then_b(
+        harness, gate, cookie, ops_a, ops_b, lambda: stored(redis_client, session_id)
+    )
+
+    assert (reply_a.status, reply_b.status) == (200, 200)
+    assert after_b == {"n": 11, "k": "B"}  # B loaded A's persisted write
+    assert stored(redis_client, session_id) == {"n": 12, "k": "B"}
+    assert conflicts == []  # k was A's before its persist: B's change is a plain update
+    # A's persist, B's write, A's end (lost once, merged, written).
+    assert script_calls(commands) == 4
+
+
+def test_an_emptied_session_deleted_meanwhile_is_reported_gone(
+    serve: Any, redis_client: redis.Redis
+) -> None:
+    gate = Gate()
+    harness = serve({"apply": gated_apply(gate)})
+    cookie, _ = seeded(harness, gate, [["set", "k", 1]])
+
+    with harness.client(cookie) as client_a, harness.client(cookie) as client_b:
+        thread, out = run_in_thread(
+            client_a.get, "/apply", {"ops": json.dumps([["del", "k"]]), "hold": "1"}
+        )
+        try:
+            assert gate.loaded.wait(EVENT_TIMEOUT)
+            assert client_b.get("/invalidate").status == 200
+        finally:
+            gate.release.set()
+        reply_a = joined(thread, out)
+
+    assert reply_a.status == 200
+    assert redis_client.keys() == []
+    assert [(type(e.problem), e.path) for e in harness.logged] == [(SessionGone, "/apply")]
 
 
 # --------------------------------------------------------------------------- persistence = lock

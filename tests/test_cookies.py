@@ -178,3 +178,16 @@ def test_id_collision_resends_one_cookie_with_its_attributes(
     header = set_cookie_header(app.get("/set", {"key": "a", "value": "1"}))
     assert "Max-Age=100" in header
     assert make_signer(SECRET).loads(header.split(";")[0].split("=", 1)[1].encode()) == "free"
+
+
+def test_id_collision_resends_the_configured_expires(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    ids = iter(["taken", "free"])
+    redis_client.set("taken", b"someone else's session")
+    app = make_app(
+        redis_url, id_generator=lambda: next(ids), cookie_expires=datetime.timedelta(days=1)
+    )
+    header = set_cookie_header(app.get("/set", {"key": "a", "value": "1"}))
+    assert "expires=" in header.lower()
+    assert make_signer(SECRET).loads(header.split(";")[0].split("=", 1)[1].encode()) == "free"

@@ -421,7 +421,7 @@ def test_a_taken_new_key_moves_to_another_id_and_leaves_it_alone(
     state.assign("user", "alice")
     target = MoveTarget("taken", "taken", lambda: ("free", "free"))
     plain = codec.encode_plain(state.record)
-    assert writer.move(state, "old", target, plain, 60, lock) is Saved.WRITTEN
+    assert writer.move(state, "old", target, plain, lambda: 60, lock) is Saved.WRITTEN
     assert target.session_id == "free"
     assert redis_client.get("taken") == b"someone else's"
     assert codec.decode(redis_client.get("free")).data == {"cart": 1, "user": "alice"}

@@ -8,12 +8,16 @@ from typing import Any
 
 import pytest
 import redis
+import webtest
 from pyramid.interfaces import ISession
 from pyramid.request import Request
 from zope.interface.verify import verifyObject
 
-from tests.app import make_app
-from tests.redis_stats import CommandCounter
+from pyramid_session_redis import RedisSessionFactory
+from pyramid_session_redis.codec import SafeCodec
+from pyramid_session_redis.exceptions import InvalidSession, SessionGone
+from tests.app import SECRET, build_wsgi_app, make_app
+from tests.redis_stats import CommandCounter, CommandStat
 from tests.test_commands import start_session
 
 
@@ -79,12 +83,13 @@ def test_flash_queue(redis_url: str) -> None:
         s.flash("one")
         s.flash("one", allow_duplicate=False)
         s.flash("two")
+        s.flash("two")  # duplicates are kept by default
         s.flash("elsewhere", queue="q")
-        return [s.peek_flash(), s.peek_flash("q")]
+        return [s.peek_flash(), s.peek_flash("q"), s.peek_flash("empty")]
 
     app, result = run(redis_url, view)
-    assert result == [["one", "two"], ["elsewhere"]]
-    assert app.get("/pop_flash").json == ["one", "two"]
+    assert result == [["one", "two", "two"], ["elsewhere"], []]
+    assert app.get("/pop_flash").json == ["one", "two", "two"]
     assert app.get("/pop_flash").json == []
 
 
@@ -254,6 +259,102 @@ def test_do_persist_and_do_refresh(redis_url: str, redis_client: redis.Redis) ->
     assert app.get("/dump").json == {"a": 1}
 
 
+def cas_writes(native_cas: bool, n: int) -> dict[str, int]:
+    """Server-side counts of ``n`` compare-and-set writes (the script's GET and SET count)."""
+    return {"set": n} if native_cas else {"evalsha": n, "get": n, "set": n}
+
+
+def test_do_persist_then_more_changes_is_one_more_clean_write(
+    redis_url: str, redis_client: redis.Redis, commands: CommandCounter, native_cas: bool
+) -> None:
+    """The persisted write is the new baseline: the end's compare-and-set wins at once.
+
+    The increment before ``do_persist`` is not sent again (n ends at 2, not 3).
+    """
+
+    def view(request: Request) -> Any:
+        s = request.session
+        s["a"] = 2
+        s.incr("n")
+        s.do_persist()
+        s["b"] = 3
+        s.incr("n")
+        return "ok"
+
+    app = make_app(redis_url, {"t": view})
+    session_id = start_session(app, a=1, n=0)  # the second write learns the CAS flavour
+    commands.reset()
+    app.get("/t")
+    assert commands.counts() == {"getex": 1, **cas_writes(native_cas, 2)}
+    assert app.get("/dump").json == {"a": 2, "n": 2, "b": 3}
+    assert redis_client.exists(session_id)
+
+
+def test_do_persist_of_a_new_session_then_more_changes(
+    redis_url: str, commands: CommandCounter, native_cas: bool
+) -> None:
+    def view(request: Request) -> Any:
+        s = request.session
+        s["a"] = 1
+        s.incr("n")
+        s.do_persist()
+        s["b"] = 2
+        s.incr("n")
+        return "ok"
+
+    app = make_app(redis_url, {"t": view})
+    start_session(app, x=1, y=2)  # learns the CAS flavour
+    app.reset()
+    commands.reset()
+    response = app.get("/t")
+    cas = cas_writes(native_cas, 1)
+    assert commands.counts() == {**cas, "set": cas["set"] + 1}  # SET NX, then one CAS
+    assert response.headers["Set-Cookie"].startswith("session=")
+    assert app.get("/dump").json == {"a": 1, "n": 2, "b": 2}
+
+
+def test_a_value_read_after_do_persist_is_compared_with_what_was_persisted(
+    redis_url: str, commands: CommandCounter
+) -> None:
+    """A new session persisted mid-request, then only read: nothing more is written."""
+
+    def view(request: Request) -> Any:
+        s = request.session
+        s["a"] = [1]
+        s.do_persist()
+        return s["a"]  # a mutable value handed out, unchanged
+
+    app = make_app(redis_url, {"t": view})
+    assert app.get("/t").json == [1]
+    assert commands.counts() == {"set": 1}  # the SET NX of do_persist, nothing at the end
+    assert app.get("/dump").json == {"a": [1]}
+
+
+def test_a_new_session_persisted_then_emptied_is_deleted(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    def view(request: Request) -> Any:
+        s = request.session
+        s["a"] = 1
+        s.do_persist()
+        stored = redis_client.exists(s.session_id)
+        del s["a"]
+        return stored
+
+    app = make_app(redis_url, {"t": view})
+    response = app.get("/t")
+    assert response.json == 1  # it was stored in between
+    assert redis_client.keys() == []  # and deleted at the end
+    assert "Set-Cookie" not in response.headers  # no cookie for a session that is gone
+    assert app.get("/dump").json == {}
+
+    start_session(app, a=1)
+    redis_client.flushall()  # the cookie now points to no session
+    response = app.get("/t")
+    assert redis_client.keys() == []
+    assert "Max-Age=0" in response.headers["Set-Cookie"]  # the stale cookie is taken back
+
+
 def test_values_of_every_supported_type_round_trip(redis_url: str) -> None:
     import datetime
     import decimal
@@ -341,3 +442,274 @@ def test_compression_can_be_turned_off_and_compressed_sessions_stay_readable(
     session_id = plain.get("/session_id").json
     assert redis_client.get(session_id)[0] == 0x04  # plain
     assert compressing.get("/read", {"key": "small"}).json == 2
+
+
+def test_missing_keys_raise_key_error_naming_them(redis_url: str) -> None:
+    def view(request: Request) -> Any:
+        s = request.session
+        with pytest.raises(KeyError) as missing:
+            s.pop("missing")
+        with pytest.raises(KeyError) as empty:
+            s.popitem()
+        return [missing.value.args, empty.value.args]
+
+    _, result = run(redis_url, view)
+    assert result == [["missing"], ["popitem(): session is empty"]]
+
+
+def test_do_persist_leaves_nothing_to_do_at_the_end(
+    redis_url: str, commands: CommandCounter, native_cas: bool
+) -> None:
+    """A request whose last change was persisted sends nothing more (no refresh either)."""
+
+    def view(request: Request) -> Any:
+        request.session["a"] = 2
+        request.session.do_persist()
+        return "ok"
+
+    app = make_app(redis_url, {"t": view})
+    start_session(app, a=1, b=1)  # the second write learns the CAS flavour
+    commands.reset()
+    app.get("/t")
+    assert commands.counts() == {"getex": 1, **cas_writes(native_cas, 1)}
+
+
+def test_do_persist_of_a_session_deleted_meanwhile_starts_a_new_one(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """Mid-request (no response yet): reported gone, never recreated, later data is new."""
+    problems: list[InvalidSession] = []
+
+    def view(request: Request) -> Any:
+        s = request.session
+        redis_client.delete(s.session_id)  # a logout elsewhere
+        s["a"] = 2
+        s.do_persist()
+        s["b"] = 1
+        return "ok"
+
+    app = make_app(
+        redis_url, {"t": view}, func_invalid_logger=lambda request, p: problems.append(p)
+    )
+    session_id = start_session(app, a=1)
+    problems.clear()
+    response = app.get("/t")
+    assert response.status_int == 200
+    assert [(type(p), p.session_id) for p in problems] == [(SessionGone, session_id)]
+    assert session_id not in str(problems[0])  # the message shows a keyed hash
+    assert not redis_client.exists(session_id)
+    (new_key,) = redis_client.keys()
+    assert new_key.decode() != session_id
+    assert app.get("/dump").json == {"b": 1}
+
+
+def test_a_lost_write_asks_the_cookie_hook_about_the_real_response(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    seen: list[Any] = []
+
+    def allow(response: Any) -> bool:
+        seen.append(response)
+        return True
+
+    def view(request: Request) -> Any:
+        redis_client.delete(request.session.session_id)
+        request.session["a"] = 2
+        return "ok"
+
+    app = make_app(redis_url, {"t": view}, func_check_response_allow_cookies=allow)
+    start_session(app, a=1)
+    seen.clear()
+    response = app.get("/t")
+    assert "Max-Age=0" in response.headers["Set-Cookie"]  # the cookie of a gone session
+    assert seen and all(r is not None and hasattr(r, "set_cookie") for r in seen)
+
+
+def test_do_refresh_of_a_new_session_does_nothing(redis_url: str, commands: CommandCounter) -> None:
+    def view(request: Request) -> Any:
+        request.session.do_refresh()
+        return request.session.session_id
+
+    app = make_app(redis_url, {"t": view})
+    assert app.get("/t").json is None  # no id given to it
+    assert commands.counts() == {}
+
+
+def test_lock_mode_refresh_and_invalidate_release_the_lock(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    def refresh(request: Request) -> Any:
+        request.session.do_refresh(force_redis_ttl=77)
+        return "ok"
+
+    app = make_app(redis_url, {"refresh": refresh}, persistence="lock", lock_wait=0.5, timeout=300)
+    session_id = start_session(app, a=1)
+    app.get("/refresh")
+    assert 70 <= redis_client.ttl(session_id) <= 77
+    assert redis_client.keys() == [session_id.encode()]  # no lock left behind
+    app.get("/invalidate")
+    assert redis_client.keys() == []  # deleted, and its lock released
+
+
+def test_invalidating_a_new_session_that_has_an_id_sends_nothing(
+    redis_url: str, commands: CommandCounter
+) -> None:
+    def view(request: Request) -> Any:
+        request.session.ensure_id()
+        request.session.invalidate()
+        return "ok"
+
+    app = make_app(redis_url, {"t": view})
+    response = app.get("/t")
+    assert commands.counts() == {}
+    assert "Set-Cookie" not in response.headers
+
+
+@pytest.mark.parametrize("bad", [0, -5, 1.5, "60", None])
+def test_adjust_session_timeout_refuses_anything_but_a_positive_int(
+    redis_url: str, bad: Any
+) -> None:
+    def view(request: Request) -> Any:
+        with pytest.raises(ValueError) as refused:
+            request.session.adjust_session_timeout(bad)
+        request.session.adjust_session_timeout(1)  # the smallest allowed
+        return str(refused.value)
+
+    _, result = run(redis_url, view)
+    assert result == "timeout_seconds must be a positive int"
+
+
+def stored_record(redis_client: redis.Redis, session_id: str) -> Any:
+    raw = redis_client.get(session_id)
+    assert isinstance(raw, bytes)
+    return SafeCodec().decode(raw)
+
+
+def test_adjusting_the_timeout_back_to_the_default_stores_none(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    def view(request: Request) -> Any:
+        request.session.adjust_session_timeout(int(request.params["t"]))
+        return "ok"
+
+    app = make_app(redis_url, {"t": view}, timeout=300)
+    session_id = start_session(app, a=1)
+    app.get("/t", {"t": "50"})
+    assert stored_record(redis_client, session_id).timeout == 50
+    app.get("/t", {"t": "300"})
+    assert stored_record(redis_client, session_id).timeout is None  # the factory's again
+    assert 295 <= redis_client.ttl(session_id) <= 300
+
+
+def test_with_an_expiry_in_the_payload_adjustments_move_it(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    def timeout(request: Request) -> Any:
+        request.session.adjust_session_timeout(500)
+        return request.session.expires
+
+    def expires(request: Request) -> Any:
+        request.session.adjust_session_expires(int(request.params["at"]))
+        return request.session.expires
+
+    app = make_app(
+        redis_url, {"timeout": timeout, "expires": expires}, timeout=300, timeout_trigger=100
+    )
+    session_id = start_session(app, a=1)
+    before = int(time.time())
+    moved = app.get("/timeout").json
+    assert before + 500 <= moved <= int(time.time()) + 500
+    assert stored_record(redis_client, session_id).expires == moved
+
+    at = int(time.time()) + 1000
+    assert app.get("/expires", {"at": str(at)}).json == at
+    assert stored_record(redis_client, session_id).expires == at
+
+
+def test_an_expiry_adjusted_into_the_past_leaves_at_most_a_second(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    def view(request: Request) -> Any:
+        request.session.adjust_session_expires(int(time.time()) - 100)
+        return "ok"
+
+    app = make_app(redis_url, {"t": view}, timeout=300)
+    session_id = start_session(app, a=1)
+    app.get("/t")
+    assert redis_client.pttl(session_id) <= 1000  # a TTL of 1 s (or already gone)
+
+
+def test_a_session_gone_mid_request_is_not_recreated_even_empty(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """Persisted, deleted by someone else, persisted again (gone): nothing at the end."""
+
+    def view(request: Request) -> Any:
+        s = request.session
+        s["a"] = 1
+        s.do_persist()
+        redis_client.delete(s.session_id)
+        s["b"] = 1
+        s.do_persist()  # gone: the session starts over, empty
+        return dict(s)
+
+    app = make_app(redis_url, {"t": view})
+    response = app.get("/t")
+    assert response.json == {}
+    assert redis_client.keys() == []
+    assert "Set-Cookie" not in response.headers
+
+
+class CountingCodec(SafeCodec):
+    __slots__ = ("encodes",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encodes = 0
+
+    def encode_plain(self, record: Any) -> bytes:
+        self.encodes += 1
+        return super().encode_plain(record)
+
+
+def test_a_new_session_is_serialized_once(redis_url: str) -> None:
+    factory = RedisSessionFactory(SECRET, redis_url=redis_url)
+    codec = factory.codec = CountingCodec()
+    app = webtest.TestApp(build_wsgi_app(factory))
+    app.get("/set", {"key": "a", "value": "[1]"})
+    assert codec.encodes == 1
+
+
+def test_lock_mode_deletes_an_emptied_session_and_releases_in_one_command(
+    redis_url: str, redis_client: redis.Redis, commands: CommandCounter
+) -> None:
+    app = make_app(redis_url, persistence="lock")
+    session_id = start_session(app, a=1)
+    commands.reset()
+    app.get("/delete", {"key": "a"})
+    assert redis_client.keys() == []
+    stats = commands.stats()
+    used = [stats.get(name, CommandStat()) for name in ("evalsha", "eval")]
+    ran = [stat.calls - stat.failed_calls for stat in used]
+    assert sum(ran) == 2  # take the lock and load; delete and release (NOSCRIPT not counted)
+    assert not redis_client.exists(session_id)
+
+
+def test_redis_client_callable_is_given_the_request(redis_url: str) -> None:
+    given: list[Any] = []
+    client = redis.Redis.from_url(redis_url)
+
+    def client_for(request: Any, **options: Any) -> redis.Redis:
+        given.append(request)
+        return client
+
+    def view(request: Request) -> Any:
+        request.session["a"] = 1
+        return [request.path]
+
+    try:
+        app = make_app(redis_url, {"t": view}, redis_client_callable=client_for)
+        app.get("/t")
+        assert given and all(request.path == "/t" for request in given)
+    finally:
+        client.close()
