@@ -430,10 +430,9 @@ def test_lost_write_that_recookied_sends_one_cookie_header(
     Its response should carry one Set-Cookie for the session cookie, the expiry (RFC 6265
     4.1.1: no two Set-Cookie fields with the same name in one response).
 
-    FAILS at the time of writing: the response carries the re-sent cookie (set in the
-    response callback) *and* the expiry added by ``_gone`` in the finished callback.
-    Clients that apply them in order end up without the cookie, but the response is
-    self-contradictory.
+    The expiry that ``_gone`` adds in the finished callback replaces the cookie the
+    response callback had re-sent (``SessionCookie.expire`` unsets it first), so the
+    response is not self-contradictory.
     """
     loaded, logout_done = threading.Event(), threading.Event()
 
