@@ -14,10 +14,19 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["CountingStore", "EventKind", "Listener", "SessionEvent", "emit", "log_events"]
+__all__ = [
+    "CountingStore",
+    "EventKind",
+    "EventRecorder",
+    "Listener",
+    "SessionEvent",
+    "emit",
+    "log_events",
+]
 
 events_log = logging.getLogger("pyramid_session_redis.events")
 
@@ -78,6 +87,60 @@ def emit(listeners: Sequence[Listener], event: SessionEvent) -> None:
             listener(event)
         except Exception:  # monitoring must not take a request down
             events_log.exception("session event listener %r failed", listener)
+
+
+Mark = tuple[float, int]  # where a step started: (perf_counter, round trips so far)
+
+
+class EventRecorder:
+    """One request's events: with no listener it measures and builds nothing."""
+
+    __slots__ = ("counter", "listeners")
+
+    def __init__(self, listeners: Sequence[Listener]) -> None:
+        self.listeners = listeners
+        self.counter: CountingStore | None = None
+
+    def wrap(self, store: Any) -> Any:
+        """The store to use: counted when someone listens."""
+        if not self.listeners:
+            return store
+        self.counter = CountingStore(store)
+        return self.counter
+
+    def round_trips(self) -> int:
+        return 0 if self.counter is None else self.counter.calls
+
+    def mark(self) -> Mark | None:
+        """Where a step starts; None without listeners."""
+        return (time.perf_counter(), self.round_trips()) if self.listeners else None
+
+    def emit(
+        self,
+        kind: EventKind,
+        mark: Mark | None,
+        session: Callable[[], str],
+        size: int = 0,
+        **detail: Any,
+    ) -> None:
+        """Hand the step begun at ``mark`` to the listeners (``session()``: the log id)."""
+        if mark is None:
+            return
+        started, trips = mark
+        duration, trips = time.perf_counter() - started, self.round_trips() - trips
+        emit(self.listeners, SessionEvent(kind, session(), duration, trips, size, detail))
+
+    def error(
+        self, mark: Mark | None, exc: Exception, during: str, session: Callable[[], str]
+    ) -> None:
+        """A failed load or save: a raised conflict, or a backend error."""
+        keys = getattr(exc, "keys", None)
+        if isinstance(keys, tuple):  # SessionWriteConflict (on_conflict="strict")
+            self.emit(EventKind.CONFLICT, mark, session, keys=",".join(keys), raised=True)
+        else:
+            self.emit(
+                EventKind.BACKEND_ERROR, mark, session, error=type(exc).__name__, during=during
+            )
 
 
 _WARNINGS = (EventKind.CONFLICT, EventKind.BACKEND_ERROR)

@@ -10,14 +10,13 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 from pyramid.interfaces import ISession
 from zope.interface import implementer
 
 from .codec import DecodeError, LegacyPayloadError, SessionRecord
-from .events import CountingStore, EventKind, SessionEvent, emit
+from .events import EventKind, EventRecorder
 from .exceptions import (
     BackendUnavailable,
     CookieInvalid,
@@ -141,7 +140,7 @@ class RedisSession(SessionDict):
         self._pending = Pending(recookie=stale_cookie)
         self._lock: str | None = None  # persistence = lock: our token, while held
         self._locked_key: str | None = None
-        self._listeners = self._settings.event_listeners
+        self._events = EventRecorder(self._settings.event_listeners)
         self._callbacks = False
         self._response: Response | None = None
         self._cookie_max_age = self._settings.cookie_max_age
@@ -161,33 +160,8 @@ class RedisSession(SessionDict):
     def _store(self) -> SessionStore:
         if self._storage is None:
             store = self._factory.store_for(self.request)
-            self._storage = CountingStore(store) if self._listeners else store
+            self._storage = self._events.wrap(store)
         return self._storage
-
-    # -- events (events.py): nothing is measured or built without a listener ---------
-    def _round_trips(self) -> int:
-        store = self._storage
-        return store.calls if isinstance(store, CountingStore) else 0
-
-    def _mark(self) -> tuple[float, int] | None:
-        """Where a step starts (time, round trips so far); None without listeners."""
-        return (time.perf_counter(), self._round_trips()) if self._listeners else None
-
-    def _emit(
-        self, kind: EventKind, mark: tuple[float, int] | None, size: int = 0, **detail: Any
-    ) -> None:
-        if mark is None:
-            return
-        started, trips = mark
-        duration, trips = time.perf_counter() - started, self._round_trips() - trips
-        event = SessionEvent(kind, self._log_id(), duration, trips, size, detail)
-        emit(self._listeners, event)
-
-    def _emit_error(self, mark: tuple[float, int] | None, exc: Exception, during: str) -> None:
-        if isinstance(exc, SessionWriteConflict):
-            self._emit(EventKind.CONFLICT, mark, keys=",".join(exc.keys), raised=True)
-        else:
-            self._emit(EventKind.BACKEND_ERROR, mark, error=type(exc).__name__, during=during)
 
     def _writer(self) -> SessionWriter:
         return SessionWriter(self._store(), self._factory.codec, self._settings, self._conflicted)
@@ -197,8 +171,10 @@ class RedisSession(SessionDict):
         log_id = self._factory.log_id(self._session_id)
         names = ", ".join(repr(key) for key in keys)
         log.warning("session %s: concurrent changes to %s; this request's kept", log_id, names)
-        if self._listeners:
-            self._emit(EventKind.CONFLICT, self._mark(), keys=",".join(keys))
+        if self._events.listeners:
+            self._events.emit(
+                EventKind.CONFLICT, self._events.mark(), self._log_id, keys=",".join(keys)
+            )
         logger = self._settings.func_conflict_logger
         if logger is not None:
             conflict = SessionWriteConflict(
@@ -207,15 +183,17 @@ class RedisSession(SessionDict):
             logger(self.request, conflict)
 
     def _load(self) -> SessionState:
-        mark = self._mark()
+        mark = self._events.mark()
         try:
             state = self._read()
         except (SessionBackendError, RawDeserializationError) as exc:
-            self._emit_error(mark, exc, "load")
+            self._events.error(mark, exc, "load", self._log_id)
             raise
         if mark is not None:
             found = self._phase is Phase.LOADED
-            self._emit(EventKind.LOAD, mark, len(state.loaded or b""), found=found)
+            self._events.emit(
+                EventKind.LOAD, mark, self._log_id, len(state.loaded or b""), found=found
+            )
         return state
 
     def _read(self) -> SessionState:
@@ -297,15 +275,19 @@ class RedisSession(SessionDict):
 
     def _load_locked(self, key: str, ttl: int | None) -> bytes | None:
         """Wait for the session's lock and load; the lock is held until the end."""
-        s, mark = self._settings, self._mark()
+        s, mark = self._settings, self._events.mark()
         try:
             lock, raw = acquire_and_load(self._store(), key, s.lock_lease_ms, s.lock_wait, ttl)
         except SessionLockTimeout as exc:
-            self._emit(EventKind.LOCK_WAIT, mark, attempts=exc.attempts, acquired=False)
+            self._events.emit(
+                EventKind.LOCK_WAIT, mark, self._log_id, attempts=exc.attempts, acquired=False
+            )
             raise
-        if mark is not None and self._round_trips() - mark[1] > 1:
-            attempts = self._round_trips() - mark[1]
-            self._emit(EventKind.LOCK_WAIT, mark, attempts=attempts, acquired=True)
+        if mark is not None and self._events.round_trips() - mark[1] > 1:
+            attempts = self._events.round_trips() - mark[1]
+            self._events.emit(
+                EventKind.LOCK_WAIT, mark, self._log_id, attempts=attempts, acquired=True
+            )
         if lock is not None:
             self._lock, self._locked_key = lock, key
         return raw
@@ -357,8 +339,10 @@ class RedisSession(SessionDict):
         return kind(session_id=session_id, log_id=self._factory.log_id(session_id))
 
     def _report(self, problem: InvalidSession) -> None:
-        if self._listeners:
-            self._emit(EventKind.INVALID, self._mark(), reason=type(problem).__name__)
+        if self._events.listeners:
+            self._events.emit(
+                EventKind.INVALID, self._events.mark(), self._log_id, reason=type(problem).__name__
+            )
         logger = self._settings.func_invalid_logger
         if logger is not None:
             logger(self.request, problem)
@@ -400,16 +384,18 @@ class RedisSession(SessionDict):
 
     def _on_finished(self, request: Request) -> None:
         """Save the session; a failure is logged and re-raised after the other callbacks."""
-        state, mark = self._state, self._mark()
+        state, mark = self._state, self._events.mark()
         try:
             if state is not None and self._phase is not Phase.DEGRADED:
                 index = self._index_update(state)
                 action = self._finish(state)
                 self._index_saved(index, state)
                 if mark is not None and action is not Write.NOTHING:
-                    self._emit(SAVE_EVENTS[action], mark, len(state.loaded or b""))
+                    self._events.emit(
+                        SAVE_EVENTS[action], mark, self._log_id, len(state.loaded or b"")
+                    )
         except (SessionBackendError, SessionWriteConflict, SessionTooLarge) as exc:
-            self._emit_error(mark, exc, "save")
+            self._events.error(mark, exc, "save", self._log_id)
             log.error("session %s: not saved: %s", self._factory.log_id(self._session_id), exc)
             if self._pending.cookie_sent and self._response is not None:
                 # The data never reached Redis: take back the cookie that points to it.
@@ -578,7 +564,7 @@ class RedisSession(SessionDict):
         else:
             session_id, stored = self._moving_from or self._session_id, self._stored
         self._moving_from = None
-        mark = self._mark()
+        mark = self._events.mark()
         if stored and session_id:
             key, lock = self._factory.key(session_id), self._take_lock()
             if lock is not None:
@@ -586,7 +572,7 @@ class RedisSession(SessionDict):
             else:
                 self._store().delete(key)
             self._unindex(key)
-            self._emit(EventKind.DELETE, mark, invalidated=True)
+            self._events.emit(EventKind.DELETE, mark, self._log_id, invalidated=True)
         self._pending = Pending(invalidated=True)
         self._start_new(None)
 
