@@ -15,42 +15,33 @@ from typing import TYPE_CHECKING, Any
 from pyramid.interfaces import ISession
 from zope.interface import implementer
 
-from .codec import DecodeError, LegacyPayloadError, SessionRecord
+from .codec import SessionRecord
 from .events import EventKind, EventRecorder
 from .exceptions import (
     BackendUnavailable,
     CookieInvalid,
     InvalidSession,
     InvalidSession_DeserializationError,
-    InvalidSession_NotInBackend,
-    InvalidSession_PastLifetime,
-    InvalidSession_PayloadLegacy,
-    InvalidSession_PayloadTampered,
-    InvalidSession_PayloadTimeout,
-    InvalidSession_PayloadUnsigned,
     RawDeserializationError,
     SessionBackendError,
     SessionGone,
     SessionLockTimeout,
     SessionTooLarge,
     SessionWriteConflict,
-    UserBindingExpired,
 )
 from .expiry import (
     capped_ttl,
     expiry_enforced,
-    lifetime_left,
     normalize,
     plan_refresh,
     session_timeout,
 )
 from .integrity import (
-    PayloadTamperedError,
-    PayloadUnsignedError,
     codec_for_key,
     needs_resigning,
 )
 from .keys import same_slot_id
+from .loading import judge
 from .lock import acquire_and_load
 from .persist import MoveTarget, Saved, SessionWriter
 from .plan import Cookie, Write, plan_cookie, plan_write
@@ -64,7 +55,6 @@ from .user_index import (
     binding_of,
     binding_value,
     entry_of,
-    lapsed,
     remove,
 )
 from .util import now
@@ -207,36 +197,25 @@ class RedisSession(SessionDict):
         key = self._factory.key(session_id)
         try:
             raw = self._load_locked(key, ttl) if s.lock_mode else self._store().load(key, ttl)
-            if raw is None:
-                return self._start_new(self._invalid(InvalidSession_NotInBackend, session_id))
-            codec = codec_for_key(self._factory.codec, key)
-            plain = codec.unpack(raw)
-            record = codec.decode_plain(plain)
-        except LegacyPayloadError as exc:
-            return self._start_new(InvalidSession_PayloadLegacy(str(exc)))
-        except PayloadUnsignedError as exc:
-            return self._start_new(self._tampered(InvalidSession_PayloadUnsigned, session_id, exc))
-        except PayloadTamperedError as exc:
-            return self._start_new(self._tampered(InvalidSession_PayloadTampered, session_id, exc))
-        except (DecodeError, WrongTypeError) as exc:
+        except WrongTypeError as exc:
             return self._undecodable(exc)
         except SessionBackendError as exc:
             if not s.degraded_mode or isinstance(exc, SessionLockTimeout):
                 raise
             return self._degrade(session_id, exc)
         current = now()
-        if record.expires is not None and record.expires <= current and expiry_enforced(s):
-            return self._start_new(self._invalid(InvalidSession_PayloadTimeout, session_id))
-        if lifetime_left(s, record, current) <= 0:
-            return self._retire(key, session_id, record.created)
-        if lapsed(record.data, current):
-            log_id = self._factory.log_id(session_id)
-            lapse = UserBindingExpired(
-                f"session {log_id}: user binding lapsed", session_id=session_id, log_id=log_id
-            )
-            return self._start_new(lapse)
+        codec = codec_for_key(self._factory.codec, key)
+        verdict = judge(raw, codec, s, session_id, self._factory.log_id, current)
+        if verdict.undecodable is not None:
+            return self._undecodable(verdict.undecodable)
+        if verdict.retire:
+            return self._retire(key, verdict.problem)
+        if verdict.record is None:
+            return self._start_new(verdict.problem)
+        record = verdict.record
+        assert raw is not None  # a record was decoded from it
         normalize(s, record)
-        state = SessionState(record, raw, plain)
+        state = SessionState(record, raw, verdict.plain)
         self._state, self._session_id, self._phase = state, session_id, Phase.LOADED
         self._pending.resign = needs_resigning(self._factory.codec, raw)
         refresh = plan_refresh(s, record, current)
@@ -245,13 +224,7 @@ class RedisSession(SessionDict):
             state.touch_meta(expires=refresh.expires)
         return state
 
-    def _tampered(
-        self, kind: type[InvalidSession], session_id: str, exc: Exception
-    ) -> InvalidSession:
-        log_id = self._factory.log_id(session_id)
-        return kind(f"session {log_id}: {exc}; not loaded", session_id=session_id, log_id=log_id)
-
-    def _retire(self, key: str, session_id: str, created: int) -> SessionState:
+    def _retire(self, key: str, problem: InvalidSession | None) -> SessionState:
         """A session past ``max_lifetime``: delete it, report it, start a fresh one."""
         lock = self._take_lock()
         try:
@@ -261,15 +234,7 @@ class RedisSession(SessionDict):
                 self._store().delete(key)
         except SessionBackendError as exc:  # refused at every load anyway; the TTL ends it
             log.error("session %s: over-age session not deleted: %s", self._log_id(), exc)
-        log_id = self._factory.log_id(session_id)
-        state = self._start_new(
-            InvalidSession_PastLifetime(
-                f"session {log_id}: older than max_lifetime",
-                created,
-                session_id=session_id,
-                log_id=log_id,
-            )
-        )
+        state = self._start_new(problem)
         self._pending.invalidated = True  # the cookie goes, unless a new session replaces it
         return state
 
