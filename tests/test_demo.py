@@ -449,30 +449,49 @@ def test_demo_uses_the_redis_the_ini_configures(
     assert len(session_keys(redis_client)) >= 1  # the check's sessions are in the configured Redis
 
 
-def _read_lines(stream: Any, lines: queue.Queue[str]) -> None:
-    for line in stream:
-        lines.put(line)
+class DemoProcess:
+    """A demo started as a subprocess; its output is read line by line in a thread."""
+
+    def __init__(self, command: list[str], **popen: Any) -> None:
+        self.process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=demo_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            **popen,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self.output = ""
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+
+    def wait_for(self, text: str) -> None:
+        while text not in self.output:
+            self.output += self.lines.get(timeout=60)
+
+    def finish(self) -> str:
+        """All the output, once the process has ended (the reader ends at EOF)."""
+        self.reader.join(timeout=10)
+        while not self.lines.empty():
+            self.output += self.lines.get()
+        return self.output
 
 
 def test_demo_serves_until_sigterm_then_stops_redis() -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "demo", "--port", "0"],
-        cwd=REPO_ROOT,
-        env=demo_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True)
-    reader.start()
-    output = ""
+    demo = DemoProcess([sys.executable, "-m", "demo", "--port", "0"])
+    process = demo.process
     try:
-        while "serving on" not in output:
-            output += lines.get(timeout=60)
-        match = re.search(r"serving on (http://127\.0\.0\.1:\d+/)", output)
-        assert match is not None, output
+        demo.wait_for("serving on")
+        match = re.search(r"serving on (http://127\.0\.0\.1:\d+/)", demo.output)
+        assert match is not None, demo.output
         with urllib.request.urlopen(match.group(1), timeout=30) as response:
             assert response.status == 200
             assert 'id="visits">1<' in response.read().decode()
@@ -483,9 +502,7 @@ def test_demo_serves_until_sigterm_then_stops_redis() -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
-    reader.join(timeout=10)  # the reader ends at EOF
-    while not lines.empty():
-        output += lines.get()
+    output = demo.finish()
     assert "demo: throwaway Redis stopped" in output, output
     assert not ping(throwaway_port(output))
 
@@ -502,32 +519,17 @@ def test_ctrl_c_on_run_py_demo_stops_the_throwaway_redis() -> None:
         "import sys, run; run.ensure_venv = lambda: None; run.PYTHON = sys.executable; "
         "sys.exit(run.cmd_demo(['--port', '0']))"
     )
-    process = subprocess.Popen(
-        [sys.executable, "-c", script],
-        cwd=REPO_ROOT,
-        env=demo_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        preexec_fn=_default_sigint_new_group,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True)
-    reader.start()
-    output = ""
+    demo = DemoProcess([sys.executable, "-c", script], preexec_fn=_default_sigint_new_group)
+    process = demo.process
     try:
-        while "serving on" not in output:
-            output += lines.get(timeout=60)
+        demo.wait_for("serving on")
         os.killpg(process.pid, signal.SIGINT)
         assert process.wait(timeout=30) in (0, 130)  # 130: interrupted before serving
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-    reader.join(timeout=10)
-    while not lines.empty():
-        output += lines.get()
+    output = demo.finish()
     assert "demo: throwaway Redis stopped" in output, output
     assert "Traceback" not in output, output
     assert not ping(throwaway_port(output))
