@@ -158,7 +158,7 @@ class RedisSession(SessionDict):
 
     def _conflicted(self, keys: tuple[str, ...]) -> None:
         """Another request changed the same keys: ours were kept; say so, never the values."""
-        log_id = self._factory.log_id(self._session_id)
+        log_id = self._log_id()
         names = ", ".join(repr(key) for key in keys)
         log.warning("session %s: concurrent changes to %s; this request's kept", log_id, names)
         if self._events.listeners:
@@ -361,7 +361,7 @@ class RedisSession(SessionDict):
                     )
         except (SessionBackendError, SessionWriteConflict, SessionTooLarge) as exc:
             self._events.error(mark, exc, "save", self._log_id)
-            log.error("session %s: not saved: %s", self._factory.log_id(self._session_id), exc)
+            log.error("session %s: not saved: %s", self._log_id(), exc)
             if self._pending.cookie_sent and self._response is not None:
                 # The data never reached Redis: take back the cookie that points to it.
                 self._response.unset_cookie(self._factory.cookie.name, strict=False)
@@ -440,10 +440,8 @@ class RedisSession(SessionDict):
             state, factory.key, factory.new_id, first, self._write_ttl()
         )
         self._session_id, self._phase = session_id, Phase.CREATED
-        if session_id != first and pending.cookie_sent and self._response is not None:
-            factory.cookie.set(
-                self._response, session_id, self._cookie_max_age, self._cookie_expires
-            )
+        if session_id != first and pending.cookie_sent:
+            self._recookie_now()  # the id the response carries was taken: send the new one
         pending.force_store, pending.ttl_override = False, None
 
     def _write(self, state: SessionState, plain: bytes) -> None:
