@@ -8,6 +8,7 @@ issued by the older library stay valid after the switch.
 from __future__ import annotations
 
 import binascii
+import datetime
 import hmac
 import re
 from collections.abc import Sequence
@@ -246,7 +247,12 @@ class SessionCookie:
         max_age: Any = None,
         expires: Any = None,
     ) -> None:
-        """Set the signed cookie for ``session_id``."""
+        """Set the signed cookie for ``session_id``.
+
+        ``expires`` may be a number of seconds from now (WebOb would drop a bare int).
+        """
+        if isinstance(expires, int) and not isinstance(expires, bool):
+            expires = datetime.timedelta(seconds=expires)
         signed = self.signer.dumps(session_id)
         value = signed.decode("ascii") if isinstance(signed, bytes) else signed
         if (

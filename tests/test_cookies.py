@@ -43,6 +43,7 @@ def test_default_attributes(redis_url: str) -> None:
         ({"cookie_samesite": "Strict"}, ["SameSite=Strict"]),
         ({"cookie_samesite": "None", "cookie_secure": True}, ["SameSite=None", "secure"]),
         ({"cookie_expires": datetime.timedelta(days=1)}, ["expires="]),
+        ({"cookie_expires": 3600}, ["expires="]),  # seconds: WebOb alone would drop it
     ],
 )
 def test_configured_attributes(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import json
 import time
 from typing import Any
@@ -241,6 +243,20 @@ def test_adjust_cookie_max_age_resends_cookie(redis_url: str) -> None:
     app = make_app(redis_url, {"t": view})
     start_session(app, a=1)
     assert "Max-Age=1000" in app.get("/t").headers["Set-Cookie"]
+
+
+@pytest.mark.parametrize("expires", [3600, datetime.timedelta(seconds=3600)])
+def test_adjust_cookie_expires_resends_cookie_with_expires(redis_url: str, expires: Any) -> None:
+    def view(request: Request) -> Any:
+        request.session.adjust_cookie_expires(expires)
+        return "ok"
+
+    app = make_app(redis_url, {"t": view})
+    start_session(app, a=1)
+    header = app.get("/t").headers["Set-Cookie"]
+    stamp = header.split("expires=")[1].split(";")[0]
+    sent = email.utils.parsedate_to_datetime(stamp).timestamp()
+    assert abs(sent - (time.time() + 3600)) < 120
 
 
 def test_do_persist_and_do_refresh(redis_url: str, redis_client: redis.Redis) -> None:
