@@ -408,10 +408,9 @@ def _checked_data(data: object) -> dict[str, Any]:
 
 def _load_data(body: memoryview) -> dict[str, Any]:
     try:
-        data = serializer.loads(body)
+        return serializer.loads_data(body)
     except ValueError as exc:
         raise DecodeError(f"malformed session data: {exc}") from exc
-    return _checked_data(data)
 
 
 def _load_json_data(body: memoryview) -> dict[str, Any]:

@@ -54,10 +54,10 @@ from itertools import compress
 from typing import Any, Final
 from uuid import UUID
 
-from msgspec import DecodeError
+from msgspec import DecodeError, ValidationError
 from msgspec.msgpack import Decoder, Encoder, Ext
 
-__all__ = ["dumps", "dumps_data", "is_immutable", "loads"]
+__all__ = ["dumps", "dumps_data", "is_immutable", "loads", "loads_data"]
 
 TUPLE: Final = 1
 SET: Final = 2
@@ -327,6 +327,28 @@ def loads(data: bytes | memoryview) -> Any:
         return _decode(data)
     except _MALFORMED as exc:
         raise ValueError(f"malformed serialized value: {exc}") from exc
+
+
+# A session's data is a map with str keys: msgspec checks the keys while decoding, in C,
+# instead of a scan of the decoded keys (about 4 µs for 200 keys).
+_decode_data = Decoder(dict[str, Any], ext_hook=_ext_hook).decode
+
+
+def loads_data(data: bytes | memoryview) -> dict[str, Any]:
+    """:func:`loads` of a session's data: a dict with str keys, else ``ValueError``.
+
+    Data with a key MessagePack cannot hold (a lone surrogate) is stored as extension
+    4, not as a map: it takes the general path, and is checked after decoding.
+    """
+    try:
+        return _decode_data(data)
+    except ValidationError:
+        value = loads(data)  # an extension at the top, or not a session's data at all
+    except _MALFORMED as exc:
+        raise ValueError(f"malformed serialized value: {exc}") from exc
+    if type(value) is not dict or not set(map(type, value)) <= _STR_ONLY:
+        raise ValueError("session data is not a dict with str keys")
+    return value
 
 
 # --- is_immutable ------------------------------------------------------------------------

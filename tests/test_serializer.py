@@ -230,6 +230,43 @@ def test_malformed_input_raises_value_error(blob: bytes) -> None:
         loads(blob)
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {"a": 1, "b": [1, {"c": "d"}], "e": b"x"},
+        {"t": (1, 2), "s": {3}, "d": datetime(2024, 5, 1), "u": UUID(int=7), "n": 2**70},
+        {"lone \udc80 surrogate": 1, "k": (2,)},  # the whole map is extension 4
+        {"nested": {0: "int key", "\udc80": "surrogate key"}},
+    ],
+    ids=short_id,
+)
+def test_loads_data_reads_what_dumps_data_writes(data: dict[str, Any]) -> None:
+    """The typed fast path and the general path (an extension at the top) agree."""
+    blob = serializer.dumps_data(data)
+    assert typed(serializer.loads_data(blob)) == typed(data) == typed(loads(blob))
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        _enc([1, 2]),
+        _enc("text"),
+        _enc(None),
+        _enc({1: "int key"}),
+        _enc({"a": 1, 2: "b"}),
+        _ext(serializer.MAPPING, _enc([1, "int key"])),  # a dict, but not with str keys
+        _ext(serializer.TUPLE, _enc([1])),
+        b"\x81\xa1a",  # truncated
+        _enc({"a": 1}) + b"x",
+        _ext(99, b"\x90"),
+    ],
+)
+def test_loads_data_refuses_anything_but_a_dict_with_str_keys(blob: bytes) -> None:
+    with pytest.raises(ValueError):
+        serializer.loads_data(blob)
+
+
 def test_deeply_nested_extensions_raise_value_error() -> None:
     blob = _enc(1)
     for _ in range(5000):
