@@ -42,15 +42,29 @@ def wait_for(check: object, what: str, timeout: float = 30.0) -> None:
 # --------------------------------------------------------------------------- Cluster
 
 
-def start_cluster(server_factory: ServerFactory, tmp_path: Path) -> list[RedisServerProcess]:
-    """Three masters sharing the 16,384 slots, ready (``cluster_state:ok``)."""
+def free_cluster_ports(count: int = 3) -> list[int]:
+    """Ports free now whose cluster bus ports (``+ 10000``) are free too."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = port_for.select_random()
+        if port + 10000 < 65536 and port_for.is_available(port + 10000) and port not in ports:
+            ports.append(port)
+    return ports
+
+
+def start_cluster(
+    server_factory: ServerFactory, tmp_path: Path, ports: list[int] | None = None
+) -> list[RedisServerProcess]:
+    """Three masters sharing the 16,384 slots, ready (``cluster_state:ok``); on ``ports``
+    if given, else on free ones."""
     nodes = [
         server_factory(
             [
                 *("--cluster-enabled", "yes"),
                 *("--cluster-config-file", str(tmp_path / f"nodes-{n}.conf")),
                 *("--cluster-node-timeout", "2000"),
-            ]
+            ],
+            port=None if ports is None else ports[n],
         )
         for n in range(3)
     ]
@@ -152,15 +166,28 @@ class SentinelSetup:
     def data_client(self, node: RedisServerProcess) -> redis.Redis:
         return node.client(username=DATA_USER, password=DATA_PASSWORD)
 
+    def start_sentinels(self) -> None:
+        for sentinel in self.sentinels:
+            sentinel.start()
+        wait_for(
+            lambda: (
+                self.sentinels[0]
+                .client()
+                .execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
+            ),
+            "the sentinel knows the master",
+        )
+
     def stop(self) -> None:
         for sentinel in self.sentinels:
             sentinel.stop()
 
 
 def start_sentinel_setup(
-    server_factory: ServerFactory, tmp_path: Path, sentinels: int = 1
+    server_factory: ServerFactory, tmp_path: Path, sentinels: int = 1, *, start: bool = True
 ) -> SentinelSetup:
-    """Master + replica (ACL user ``DATA_USER``) + ``sentinels`` sentinels, all ready.
+    """Master + replica (ACL user ``DATA_USER``) + ``sentinels`` sentinels, all ready
+    (with ``start=False`` the sentinels have their ports but are not started yet).
 
     The caller stops the sentinels (:meth:`SentinelSetup.stop`); the data nodes belong
     to ``server_factory``.
@@ -174,13 +201,7 @@ def start_sentinel_setup(
         "the replica syncs with the master",
     )
     for _ in range(sentinels):
-        setup.sentinels.append(SentinelProcess(tmp_path / "sentinel", master.port).start())
-    wait_for(
-        lambda: (
-            setup.sentinels[0]
-            .client()
-            .execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
-        ),
-        "the sentinel knows the master",
-    )
+        setup.sentinels.append(SentinelProcess(tmp_path / "sentinel", master.port))
+    if start:
+        setup.start_sentinels()
     return setup

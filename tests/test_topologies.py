@@ -1,0 +1,214 @@
+"""Sentinel, Cluster and shards configured from ini settings alone, on real servers.
+
+A request-level smoke test for each (set, read, invalidate), the start-up of an app
+whose Redis is not up yet, and a forked worker (gunicorn ``--preload``). The failover
+scenarios live in the test_failover_* modules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import webtest
+from redis.cluster import RedisCluster
+
+from pyramid_session_redis.factory import SessionFactory, session_factory_from_settings
+from pyramid_session_redis.keys import slot_of
+from pyramid_session_redis.sharding import parse_shards, slot_table
+from tests.app import SECRET, build_wsgi_app
+from tests.servers import HOST, ServerFactory
+from tests.test_sharding import BackendErrorsAre503
+from tests.topologies import (
+    DATA_PASSWORD,
+    DATA_USER,
+    SENTINEL_PASSWORD,
+    SENTINEL_USER,
+    SERVICE,
+    SentinelSetup,
+    free_cluster_ports,
+    start_cluster,
+    start_sentinel_setup,
+)
+
+KINDS = ["sentinel", "cluster-nodes", "cluster-url", "shards"]
+
+
+@dataclasses.dataclass
+class Deployment:
+    """A running deployment: its ini settings and a way to look at its keys."""
+
+    settings: dict[str, str]
+    holds: Callable[[str], bool]  # whether the deployment holds a key, asked directly
+    start_late: Callable[[], None] = lambda: None  # see ``deployment(..., late=True)``
+
+    def factory(self) -> SessionFactory:
+        return session_factory_from_settings(self.settings)
+
+    def app(self) -> webtest.TestApp:
+        return webtest.TestApp(BackendErrorsAre503(build_wsgi_app(self.factory())))
+
+
+def ini(**options: str) -> dict[str, str]:
+    options.setdefault("secret", SECRET)
+    return {f"redis.sessions.{name}": value for name, value in options.items()}
+
+
+@pytest.fixture
+def deploy(server_factory: ServerFactory, tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
+    """``deploy(kind, late=False)``: the deployment; with ``late`` its servers (the
+    sentinels, the cluster) start only when ``start_late()`` is called."""
+    setups: list[SentinelSetup] = []
+    clients: list[Any] = []
+
+    def deploy(kind: str, late: bool = False) -> Deployment:
+        if kind == "sentinel":
+            setup = start_sentinel_setup(server_factory, tmp_path, start=not late)
+            setups.append(setup)
+            master = setup.data_client(setup.master)
+            clients.append(master)
+            settings = ini(
+                sentinels=setup.sentinel_addresses,
+                sentinel_service=SERVICE,
+                sentinel_username=SENTINEL_USER,
+                sentinel_password=SENTINEL_PASSWORD,
+                redis_username=DATA_USER,
+                redis_password=DATA_PASSWORD,
+            )
+            return Deployment(settings, lambda key: bool(master.exists(key)), setup.start_sentinels)
+        if kind.startswith("cluster"):
+            ports = free_cluster_ports() if late else None
+            cluster: list[RedisCluster] = []
+
+            def start() -> None:
+                nodes = start_cluster(server_factory, tmp_path, ports)
+                cluster.append(RedisCluster(host=HOST, port=nodes[0].port))
+                clients.append(cluster[0])
+
+            if not late:
+                start()
+                ports = [node.port for node in cluster[0].get_primaries()]
+
+            assert ports is not None
+            nodes = " ".join(f"{HOST}:{port}" for port in ports)
+            url = f"redis://{HOST}:{ports[1]}/0"
+            settings = ini(cluster_nodes=url if kind == "cluster-url" else nodes)
+            return Deployment(settings, lambda key: bool(cluster[0].exists(key)), start)
+        assert kind == "shards"
+        servers = [server_factory() for _ in range(3)]
+        spec = " ".join(f"{server.url}={n + 1}" for n, server in enumerate(servers))
+        table = slot_table(parse_shards(spec))
+        return Deployment(
+            ini(shards=spec),
+            lambda key: bool(servers[table[slot_of(key)]].client().exists(key)),
+        )
+
+    yield deploy
+    for client in clients:
+        client.close()
+    for setup in setups:
+        setup.stop()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sessions_set_read_and_invalidate_from_ini_settings(
+    deploy: Callable[..., Deployment], kind: str
+) -> None:
+    deployment = deploy(kind)
+    app = deployment.app()
+    browsers = [webtest.TestApp(app.app) for _ in range(6)]
+    ids = []
+    for n, browser in enumerate(browsers):
+        browser.get("/set", {"key": "n", "value": json.dumps(n)})
+        ids.append(browser.get("/session_id").json)
+        assert deployment.holds(ids[-1])
+    for n, browser in enumerate(browsers):
+        assert browser.get("/read", {"key": "n"}).json == n
+    browsers[0].get("/invalidate")
+    assert not deployment.holds(ids[0])
+    assert browsers[0].get("/dump").json == {}
+    assert browsers[1].get("/read", {"key": "n"}).json == 1
+
+
+def test_the_sentinel_setup_uses_each_credential(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """The sentinels refuse a client without their password; the data nodes' sessions
+    are the ACL user ``redis_username`` names."""
+    setup = start_sentinel_setup(server_factory, tmp_path)
+    try:
+        anonymous = redis.Redis(host=HOST, port=setup.sentinels[0].port)
+        with pytest.raises(redis.AuthenticationError):
+            anonymous.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
+        factory = session_factory_from_settings(
+            ini(
+                sentinels=setup.sentinel_addresses,
+                sentinel_service=SERVICE,
+                sentinel_username=SENTINEL_USER,
+                sentinel_password=SENTINEL_PASSWORD,
+                redis_username=DATA_USER,
+                redis_password=DATA_PASSWORD,
+                redis_db="3",
+            )
+        )
+        app = webtest.TestApp(build_wsgi_app(factory))
+        app.get("/set", {"key": "k", "value": "1"})
+        master = setup.data_client(setup.master)
+        assert master.execute_command("SELECT", 3) and master.dbsize() == 1
+        users = {c["user"] for c in master.client_list() if c.get("db") == "3"}
+        assert DATA_USER in users
+    finally:
+        setup.stop()
+
+
+@pytest.mark.parametrize("kind", ["sentinel", "cluster-nodes"])
+def test_an_app_starts_before_its_redis_and_recovers(
+    deploy: Callable[..., Deployment], kind: str
+) -> None:
+    """Nothing is contacted at start-up: requests get the typed error (a 503 here)
+    while the servers are down, and work once they are up."""
+    deployment = deploy(kind, late=True)
+    app = deployment.app()  # the factory is built: no server answers yet
+    assert app.get("/set", {"key": "k", "value": "1"}, status=503).status_int == 503
+    assert app.get("/untouched").json == "untouched"
+    deployment.start_late()
+    app.get("/set", {"key": "k", "value": "1"})
+    assert app.get("/read", {"key": "k"}).json == 1
+
+
+@pytest.mark.parametrize("kind", ["sentinel", "cluster-nodes", "shards"])
+def test_a_forked_worker_uses_sessions_and_the_parent_keeps_working(
+    deploy: Callable[..., Deployment], kind: str
+) -> None:
+    deployment = deploy(kind)
+    app = deployment.app()  # built before the fork, as gunicorn --preload does
+    app.get("/set", {"key": "who", "value": json.dumps("parent")})  # connections open
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a session of its own and the parent's, then leave at once
+        code = 1
+        try:
+            child = webtest.TestApp(app.app)
+            child.get("/set", {"key": "who", "value": json.dumps("child")})
+            seen = [child.get("/read", {"key": "who"}).json, app.get("/read", {"key": "who"}).json]
+            os.write(write_end, json.dumps([seen, child.get("/session_id").json]).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        reported = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, reported
+    seen, child_id = json.loads(reported)
+    assert seen == ["child", "parent"]
+    assert app.get("/read", {"key": "who"}).json == "parent"  # the parent's connections
+    assert deployment.holds(child_id)
+    app.get("/set", {"key": "who", "value": json.dumps("parent again")})
+    assert app.get("/read", {"key": "who"}).json == "parent again"
