@@ -194,6 +194,9 @@ def sentinel_channel(settings: SessionSettings, options: dict[str, Any]) -> Comm
         "socket_connect_timeout": settings.redis_socket_connect_timeout,
         "username": settings.sentinel_username,
         "password": settings.sentinel_password,
+        # redis-py's default (three retries, backing off for seconds) would hold every
+        # request for ~8 s per sentinel that is down; the next sentinel is asked instead.
+        "retry": Retry(NoBackoff(), 0),
         **sentinel_tls,
     }
     assert settings.sentinels is not None and settings.sentinel_service is not None

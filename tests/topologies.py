@@ -90,6 +90,7 @@ DATA_NODE_ARGS = (
     *("--user", DATA_USER, "on", f">{DATA_PASSWORD}", "~*", "&*", "+@all"),
     *("--masteruser", DATA_USER),
     *("--masterauth", DATA_PASSWORD),
+    *("--repl-diskless-sync-delay", "0"),  # the replica syncs at once (default: 5 s)
 )
 
 
