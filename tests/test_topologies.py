@@ -7,6 +7,7 @@ scenarios live in the test_failover_* modules.
 
 from __future__ import annotations
 
+import configparser
 import dataclasses
 import json
 import os
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 import redis
 import webtest
+from pyramid.config import Configurator
 from redis.cluster import RedisCluster
 
 from pyramid_session_redis.factory import SessionFactory, session_factory_from_settings
@@ -24,6 +26,7 @@ from pyramid_session_redis.keys import slot_of
 from pyramid_session_redis.sharding import parse_shards, slot_table
 from tests.app import SECRET, build_wsgi_app
 from tests.servers import HOST, ServerFactory
+from tests.test_readme import README
 from tests.test_sharding import BackendErrorsAre503
 from tests.topologies import (
     DATA_PASSWORD,
@@ -212,3 +215,45 @@ def test_a_forked_worker_uses_sessions_and_the_parent_keeps_working(
     assert deployment.holds(child_id)
     app.get("/set", {"key": "who", "value": json.dumps("parent again")})
     assert app.get("/read", {"key": "who"}).json == "parent again"
+
+
+# --------------------------------------------------------------------------- the README
+
+
+def readme_block(kind: str) -> dict[str, str]:
+    """The ``[app:main]`` settings of the README's ``ini KIND`` block."""
+    text = README.split(f"```ini {kind}\n", 1)[1].split("```", 1)[0]
+    parser = configparser.ConfigParser()
+    parser.read_string(text)
+    return dict(parser["app:main"])
+
+
+@pytest.mark.parametrize(
+    ("block", "kind", "not_ours"),
+    [
+        ("sentinel", "sentinel", ()),
+        # the suite's cluster has no ACL users
+        ("cluster", "cluster-nodes", ("redis_username", "redis_password")),
+        ("shards", "shards", ()),
+    ],
+)
+def test_the_readme_deployment_blocks_work(
+    deploy: Callable[..., Deployment], block: str, kind: str, not_ours: tuple[str, ...]
+) -> None:
+    """Each block builds a factory as written (nothing is contacted at start-up), and
+    serves sessions once its addresses and credentials are the suite's servers'."""
+    settings = readme_block(block)
+    assert session_factory_from_settings(settings).settings.topology == kind.split("-")[0]
+    deployment = deploy(kind)
+    for name in not_ours:
+        del settings[f"redis.sessions.{name}"]
+    ours = {key for key in settings if key.startswith("redis.sessions.")}
+    assert ours - set(deployment.settings) <= {"redis.sessions.redis_db"}  # all replaced
+    with Configurator(settings={**settings, **deployment.settings}) as config:
+        config.include(settings["pyramid.includes"])
+        config.add_route("incr", "/incr")
+        config.add_view(
+            lambda request: request.session.incr("n"), route_name="incr", renderer="json"
+        )
+        app = webtest.TestApp(config.make_wsgi_app())
+    assert [app.get("/incr").json for _ in range(3)] == [1, 2, 3]
