@@ -26,6 +26,7 @@ from pyramid_session_redis.keys import slot_of
 from pyramid_session_redis.sharding import parse_shards, slot_table
 from tests.app import SECRET, build_wsgi_app
 from tests.servers import HOST, ServerFactory
+from tests.test_cli import run
 from tests.test_readme import README
 from tests.test_sharding import BackendErrorsAre503
 from tests.topologies import (
@@ -257,3 +258,30 @@ def test_the_readme_deployment_blocks_work(
         )
         app = webtest.TestApp(config.make_wsgi_app())
     assert [app.get("/incr").json for _ in range(3)] == [1, 2, 3]
+
+
+# --------------------------------------------------------------------------- the console tool
+
+
+@pytest.mark.parametrize("kind", ["sentinel", "cluster-nodes", "shards"])
+def test_the_console_tool_reads_a_deployments_ini(
+    deploy: Callable[..., Deployment],
+    kind: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    deployment = deploy(kind)
+    app = deployment.app()
+    for n in range(5):
+        webtest.TestApp(app.app).get("/set", {"key": "n", "value": str(n)})
+    lines = ["[app:main]", "use = call:tests.test_cli:wsgi_app"]
+    lines += [f"{key} = {value}" for key, value in deployment.settings.items()]
+    ini_file = tmp_path / "app.ini"
+    ini_file.write_text("\n".join(lines) + "\n")
+    code, out, err = run(capsys, "-c", str(ini_file), "stats", "--json")
+    if kind == "shards":
+        assert code == 2 and "run it with --redis-url set to each shard's URL" in err
+        return
+    assert code == 0, err
+    report = json.loads(out)
+    assert (report["nodes"], report["count"]) == (3 if kind.startswith("cluster") else 1, 5)
