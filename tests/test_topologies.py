@@ -25,10 +25,12 @@ from pyramid_session_redis.factory import SessionFactory, session_factory_from_s
 from pyramid_session_redis.keys import slot_of
 from pyramid_session_redis.sharding import parse_shards, slot_table
 from tests.app import SECRET, build_wsgi_app
-from tests.servers import HOST, ServerFactory
+from tests.servers import HOST, ServerFactory, find_server_binary
 from tests.test_cli import run
 from tests.test_readme import README
 from tests.test_sharding import BackendErrorsAre503
+from tests.test_tls import certs  # noqa: F401 - the session's certificates
+from tests.tls import Certificates, start_tls_redis
 from tests.topologies import (
     DATA_PASSWORD,
     DATA_USER,
@@ -285,3 +287,59 @@ def test_the_console_tool_reads_a_deployments_ini(
     assert code == 0, err
     report = json.loads(out)
     assert (report["nodes"], report["count"]) == (3 if kind.startswith("cluster") else 1, 5)
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+def test_tls_to_the_sentinels_with_sentinel_ssl(
+    server_factory: ServerFactory,
+    tmp_path: Path,
+    certs: Certificates,  # noqa: F811 - the fixture
+) -> None:
+    """The sentinels listen with TLS only; the data nodes without (``redis_ssl`` is theirs)."""
+    setup = start_sentinel_setup(server_factory, tmp_path, certs=certs)
+    try:
+        settings = ini(
+            sentinels=setup.sentinel_addresses,
+            sentinel_service=SERVICE,
+            sentinel_username=SENTINEL_USER,
+            sentinel_password=SENTINEL_PASSWORD,
+            sentinel_ssl="true",
+            redis_ssl_ca_certs=str(certs.ca),
+            redis_username=DATA_USER,
+            redis_password=DATA_PASSWORD,
+        )
+        app = webtest.TestApp(build_wsgi_app(session_factory_from_settings(settings)))
+        app.get("/set", {"key": "k", "value": "1"})
+        assert app.get("/read", {"key": "k"}).json == 1
+        assert setup.data_client(setup.master).dbsize() == 1
+        plain = {  # no TLS: the sentinels' TLS port does not answer
+            key: value for key, value in settings.items() if "ssl" not in key
+        }
+        refused = webtest.TestApp(
+            BackendErrorsAre503(build_wsgi_app(session_factory_from_settings(plain)))
+        )
+        assert refused.get("/set", {"key": "k", "value": "1"}, status=503)
+    finally:
+        setup.stop()
+
+
+def test_shards_mix_tls_and_plain_servers(
+    server_factory: ServerFactory,
+    certs: Certificates,  # noqa: F811 - the fixture
+) -> None:
+    """The certificate options apply to the rediss:// shards only."""
+    secure = start_tls_redis(server_factory, certs, client_auth=False, binary=find_server_binary())
+    with secure:
+        plain = server_factory()
+        settings = ini(shards=f"{secure.url()} {plain.url}", redis_ssl_ca_certs=str(certs.ca))
+        deployment = Deployment(settings, lambda key: False)
+        made = []
+        for n in range(12):
+            browser = deployment.app()
+            browser.get("/set", {"key": "n", "value": str(n)})
+            made.append(browser)
+        held = [secure.plain.client().dbsize(), plain.client().dbsize()]
+        assert sum(held) == 12 and min(held) > 0  # both shards hold sessions
+        assert [browser.get("/read", {"key": "n"}).json for browser in made] == list(range(12))

@@ -12,11 +12,13 @@ import dataclasses
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import port_for
 import redis
 
 from tests.servers import HOST, RedisServerProcess, ServerFactory, find_server_binary
+from tests.tls import Certificates
 
 SLOT_RANGES = [(0, 5460), (5461, 10922), (10923, 16383)]
 SERVICE = "psrmaster"
@@ -97,14 +99,31 @@ DATA_NODE_ARGS = (
 class SentinelProcess:
     """One ``--sentinel`` process monitoring ``SERVICE`` at ``master_port``."""
 
-    def __init__(self, directory: Path, master_port: int, binary: str | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        master_port: int,
+        binary: str | None = None,
+        certs: Certificates | None = None,
+    ) -> None:
         self.port = port_for.select_random()
+        self.certs = certs  # TLS only (``tls-port``) with certificates
         directory.mkdir(parents=True, exist_ok=True)
         self.config = directory / f"sentinel-{self.port}.conf"
+        listen = [f"port {self.port}"]
+        if certs is not None:
+            listen = [
+                "port 0",
+                f"tls-port {self.port}",
+                f"tls-cert-file {certs.server_cert}",
+                f"tls-key-file {certs.server_key}",
+                f"tls-ca-cert-file {certs.ca}",
+                "tls-auth-clients no",
+            ]
         self.config.write_text(
             "\n".join(
                 [
-                    f"port {self.port}",
+                    *listen,
                     f"bind {HOST}",
                     "daemonize no",
                     f"dir {directory}",
@@ -128,8 +147,11 @@ class SentinelProcess:
         return f"{HOST}:{self.port}"
 
     def client(self) -> redis.Redis:
+        tls: dict[str, Any] = {}
+        if self.certs is not None:
+            tls = {"ssl": True, "ssl_ca_certs": str(self.certs.ca)}
         return redis.Redis(
-            host=HOST, port=self.port, username=SENTINEL_USER, password=SENTINEL_PASSWORD
+            host=HOST, port=self.port, username=SENTINEL_USER, password=SENTINEL_PASSWORD, **tls
         )
 
     def start(self) -> SentinelProcess:
@@ -185,10 +207,16 @@ class SentinelSetup:
 
 
 def start_sentinel_setup(
-    server_factory: ServerFactory, tmp_path: Path, sentinels: int = 1, *, start: bool = True
+    server_factory: ServerFactory,
+    tmp_path: Path,
+    sentinels: int = 1,
+    *,
+    start: bool = True,
+    certs: Certificates | None = None,
 ) -> SentinelSetup:
     """Master + replica (ACL user ``DATA_USER``) + ``sentinels`` sentinels, all ready
-    (with ``start=False`` the sentinels have their ports but are not started yet).
+    (with ``start=False`` the sentinels have their ports but are not started yet; with
+    ``certs`` they listen with TLS only).
 
     The caller stops the sentinels (:meth:`SentinelSetup.stop`); the data nodes belong
     to ``server_factory``.
@@ -202,7 +230,7 @@ def start_sentinel_setup(
         "the replica syncs with the master",
     )
     for _ in range(sentinels):
-        setup.sentinels.append(SentinelProcess(tmp_path / "sentinel", master.port))
+        setup.sentinels.append(SentinelProcess(tmp_path / "sentinel", master.port, certs=certs))
     if start:
         setup.start_sentinels()
     return setup
