@@ -11,7 +11,9 @@ import configparser
 import dataclasses
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ import webtest
 from pyramid.config import Configurator
 from redis.cluster import RedisCluster
 
+from pyramid_session_redis.channel import LazyChannel
 from pyramid_session_redis.factory import SessionFactory, session_factory_from_settings
 from pyramid_session_redis.keys import slot_of
 from pyramid_session_redis.sharding import parse_shards, slot_table
@@ -343,3 +346,33 @@ def test_shards_mix_tls_and_plain_servers(
         held = [secure.plain.client().dbsize(), plain.client().dbsize()]
         assert sum(held) == 12 and min(held) > 0  # both shards hold sessions
         assert [browser.get("/read", {"key": "n"}).json for browser in made] == list(range(12))
+
+
+def test_concurrent_first_requests_build_one_cluster_client(
+    deploy: Callable[..., Deployment],
+) -> None:
+    deployment = deploy("cluster-nodes")
+    factory = deployment.factory()
+    lazy = factory.store_for(None).channel  # type: ignore[attr-defined]
+    assert isinstance(lazy, LazyChannel)
+    built: list[Any] = []
+    real_build = lazy._build
+    start = threading.Barrier(8)
+
+    def counting_build() -> Any:
+        client = real_build()
+        built.append(client)
+        return client
+
+    lazy._build = counting_build
+    app = webtest.TestApp(build_wsgi_app(factory))
+
+    def first_request(n: int) -> Any:
+        browser = webtest.TestApp(app.app)
+        start.wait(10)
+        browser.get("/set", {"key": "n", "value": str(n)})
+        return browser.get("/read", {"key": "n"}).json
+
+    with ThreadPoolExecutor(8) as pool:
+        assert sorted(pool.map(first_request, range(8))) == list(range(8))
+    assert len(built) == 1 and lazy.client is built[0]
