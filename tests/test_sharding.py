@@ -92,6 +92,12 @@ def test_removing_a_shard_moves_only_its_own_slots() -> None:
             assert after[slot] == renumber[before[slot]]
 
 
+def test_the_order_of_the_shards_does_not_matter() -> None:
+    specs = [(f"redis://{secrets.token_hex(4)}:6379/0", w) for w in (1.0, 2.0, 3.0)]
+    forward, backward = slot_table(shards(*specs)), slot_table(shards(*reversed(specs)))
+    assert all(backward[slot] == 2 - forward[slot] for slot in range(SLOTS))
+
+
 def test_credentials_and_options_do_not_move_slots() -> None:
     old = slot_table(shards(("redis://u:old@a:1/0", 1), ("redis://b:1/0", 2)))
     new = slot_table(shards(("redis://u:new@a:1/0?socket_timeout=9", 1), ("redis://b:1/0", 2)))

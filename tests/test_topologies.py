@@ -328,24 +328,27 @@ def test_tls_to_the_sentinels_with_sentinel_ssl(
         setup.stop()
 
 
-def test_shards_mix_tls_and_plain_servers(
+def test_shards_mix_tls_plain_and_unix_socket_servers(
     server_factory: ServerFactory,
     certs: Certificates,  # noqa: F811 - the fixture
 ) -> None:
-    """The certificate options apply to the rediss:// shards only."""
+    """The certificate options apply to the rediss:// shards only; sessions are made
+    until every shard holds some."""
     secure = start_tls_redis(server_factory, certs, client_auth=False, binary=find_server_binary())
     with secure:
-        plain = server_factory()
-        settings = ini(shards=f"{secure.url()} {plain.url}", redis_ssl_ca_certs=str(certs.ca))
+        plain, local = server_factory(), server_factory()
+        shards = f"{secure.url()} {plain.url} unix://{local.unix_socket}?db=0"
+        settings = ini(shards=shards, redis_ssl_ca_certs=str(certs.ca))
         deployment = Deployment(settings, lambda key: False)
-        made = []
-        for n in range(12):
+        servers = (secure.plain, plain, local)
+        made: list[webtest.TestApp] = []
+        while len(made) < 12 or min(server.client().dbsize() for server in servers) == 0:
+            assert len(made) < 300  # a shard without sessions after 300: (2/3)**300
             browser = deployment.app()
-            browser.get("/set", {"key": "n", "value": str(n)})
+            browser.get("/set", {"key": "n", "value": str(len(made))})
             made.append(browser)
-        held = [secure.plain.client().dbsize(), plain.client().dbsize()]
-        assert sum(held) == 12 and min(held) > 0  # both shards hold sessions
-        assert [browser.get("/read", {"key": "n"}).json for browser in made] == list(range(12))
+        assert sum(server.client().dbsize() for server in servers) == len(made)
+        assert [b.get("/read", {"key": "n"}).json for b in made] == list(range(len(made)))
 
 
 def test_concurrent_first_requests_build_one_cluster_client(
