@@ -60,7 +60,8 @@ class ShardedChannel:
     def execute_many(self, commands: Sequence[Command]) -> list[Any]:
         """One round trip per shard involved (one after another); replies in order.
 
-        A failing shard raises its error for the whole call, as one server would.
+        A failing shard raises its error for the whole call, as one server would; the
+        commands of the shards asked before it have run (as in a Cluster pipeline).
         """
         groups: dict[int, list[int]] = {}
         for position, command in enumerate(commands):
