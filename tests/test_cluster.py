@@ -2,8 +2,9 @@
 
 The cluster is built from three servers started by the suite (``tests/topologies.py``:
 slots assigned with ``CLUSTER ADDSLOTSRANGE``, nodes joined with ``CLUSTER MEET``); the
-application gets a redis-py ``RedisCluster`` client through ``redis_client_callable``. The lock operations
-of ``persistence = lock`` touch two keys per call, which must share a slot.
+application gets a redis-py ``RedisCluster`` client through ``redis_client_callable``.
+The lock operations of ``persistence = lock`` touch two keys per call, which must share
+a slot.
 """
 
 from __future__ import annotations
