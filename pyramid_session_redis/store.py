@@ -183,7 +183,14 @@ INDEX_ENTRIES = Script(
 
 
 class ServerFeatures:
-    """What the server supports, learnt once per factory (shared across requests)."""
+    """What the server supports, learnt once per factory (shared across requests).
+
+    With several servers (shards, Cluster nodes, a Sentinel failover to a server of
+    another version) one set of flags serves them all. That is correct: a flag only ever
+    goes from True to False, when a server refuses the command, and every fallback
+    (``GET`` + ``EXPIRE``, the compare-and-set script) runs on every server; the price
+    is that the newer servers then get the fallback too (tests/test_sharding.py).
+    """
 
     def __init__(self) -> None:
         self.getex = True

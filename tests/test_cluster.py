@@ -1,15 +1,15 @@
 """On a real three-node Redis Cluster: every operation touches one key, so all work.
 
-The cluster is built from three servers started by the suite (slots assigned with
-``CLUSTER ADDSLOTSRANGE``, nodes joined with ``CLUSTER MEET``); the application gets a
-redis-py ``RedisCluster`` client through ``redis_client_callable``. The lock operations
-of ``persistence = lock`` touch two keys per call, which must share a slot.
+The cluster is built from three servers started by the suite (``tests/topologies.py``:
+slots assigned with ``CLUSTER ADDSLOTSRANGE``, nodes joined with ``CLUSTER MEET``); the
+application gets a redis-py ``RedisCluster`` client through ``redis_client_callable``.
+The lock operations of ``persistence = lock`` touch two keys per call, which must share
+a slot.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,40 +25,14 @@ from pyramid_session_redis.exceptions import InvalidSession, SessionGone
 from pyramid_session_redis.lock import LockedLoad, LockOutcome, acquire_and_load, lock_key
 from pyramid_session_redis.store import RedisStore, ServerFeatures
 from tests.app import build_wsgi_app
-from tests.servers import RedisServerProcess, ServerFactory
+from tests.servers import ServerFactory
 from tests.test_lock import AWKWARD_KEYS
-
-SLOT_RANGES = [(0, 5460), (5461, 10922), (10923, 16383)]
-
-
-def wait_until_ok(nodes: list[RedisServerProcess], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        infos = [node.client().execute_command("CLUSTER", "INFO") for node in nodes]
-        texts = [i.decode() if isinstance(i, bytes) else str(i) for i in infos]
-        if all("cluster_state:ok" in t and "cluster_known_nodes:3" in t for t in texts):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"cluster did not become ready: {texts}")
+from tests.topologies import start_cluster
 
 
 @pytest.fixture
 def cluster(server_factory: ServerFactory, tmp_path: Path) -> Iterator[RedisCluster]:
-    nodes = [
-        server_factory(
-            [
-                *("--cluster-enabled", "yes"),
-                *("--cluster-config-file", str(tmp_path / f"nodes-{n}.conf")),
-                *("--cluster-node-timeout", "2000"),
-            ]
-        )
-        for n in range(3)
-    ]
-    for node, (first, last) in zip(nodes, SLOT_RANGES, strict=True):
-        node.client().execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
-    for node in nodes[1:]:
-        node.client().execute_command("CLUSTER", "MEET", "127.0.0.1", nodes[0].port)
-    wait_until_ok(nodes)
+    nodes = start_cluster(server_factory, tmp_path)
     client = RedisCluster(host="127.0.0.1", port=nodes[0].port)
     yield client
     client.close()

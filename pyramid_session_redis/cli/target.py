@@ -17,10 +17,11 @@ import redis
 from redis.cluster import RedisCluster
 
 from ..channel import ClientChannel
-from ..connection import build_client, client_options
+from ..connection import build_channel, build_client, client_options
 from ..factory import RedisSessionFactory, SessionFactory
 from ..settings import parse_ini_settings
 from ..store import RedisStore, ServerFeatures
+from ..topology import CLUSTER, SENTINEL, SHARDS
 
 SETTINGS_PREFIX = "redis.sessions."
 # Replaced by --redis-url: the other ways of naming a Redis.
@@ -33,7 +34,16 @@ CONNECTION_SETTINGS = (
     "redis_connection_pool",
     "redis_client_callable",
     "client_callable",
+    "sentinels",
+    "sentinel_service",
+    "sentinel_username",
+    "sentinel_password",
+    "sentinel_ssl",
+    "cluster_nodes",
+    "shards",
 )
+# Deployments whose client the factory's channel holds (``channel.client``).
+CLIENT_TOPOLOGIES = (SENTINEL, CLUSTER)
 CLUSTER_OPTIONS = ("host", "port", "username", "password", "socket_timeout")
 _GLOB_SPECIALS = re.compile(r"([*?\[\]\\])")
 
@@ -117,8 +127,17 @@ def connect(factory: SessionFactory) -> tuple[Any, bool]:
     and whether the tool made it (rather than the application's client callable)."""
     settings = factory.settings
     options = client_options(settings)
+    if settings.topology == SHARDS:
+        raise TargetError(
+            "the console tool works on one server at a time: run it with --redis-url "
+            "set to each shard's URL in turn"
+        )
     try:
-        if settings.redis_client_callable is not None:
+        if settings.topology in CLIENT_TOPOLOGIES:
+            # the master of a Sentinel service, or a RedisCluster (built now)
+            channel: Any = build_channel(settings, options)
+            client, owned = channel.client, True
+        elif settings.redis_client_callable is not None:
             url = {"url": settings.redis_url} if settings.redis_url else {}
             client, owned = settings.redis_client_callable(None, **options, **url), False
         else:
@@ -142,6 +161,13 @@ def describe(factory: SessionFactory) -> str:
         return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", settings.redis_url)
     if settings.redis_client_callable is not None:
         return "the client of redis_client_callable"
+    if settings.sentinels is not None:
+        sentinels = " ".join(f"{host}:{port}" for host, port in settings.sentinels)
+        return f"the master {settings.sentinel_service!r} of the sentinels {sentinels}"
+    if settings.cluster_nodes is not None:
+        nodes = settings.cluster_nodes
+        listed = nodes if isinstance(nodes, str) else " ".join(f"{h}:{p}" for h, p in nodes)
+        return "the cluster at " + re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", listed)
     if settings.redis_unix_socket_path:
         return f"unix://{settings.redis_unix_socket_path}"
     return f"{settings.redis_host}:{settings.redis_port}/{settings.redis_db}"
@@ -169,7 +195,8 @@ def open_target(
     where = describe(factory)
     if isinstance(client, RedisCluster) and factory.settings.redis_client_callable is None:
         # The library's own operations (the user index) go through the Cluster client.
-        factory = build_factory({**options, "redis_client_callable": _returning(client)})
+        own = {k: v for k, v in options.items() if k != "cluster_nodes"}
+        factory = build_factory({**own, "redis_client_callable": _returning(client)})
     return Target(factory, client, key_pattern(factory, match), where, owned)
 
 
