@@ -60,16 +60,46 @@ class CommandChannel(Protocol):
         ...
 
 
+# Commands sent again once after a dropped connection: running one twice changes
+# nothing. A write is never resent: its reply may be what was lost, and a
+# compare-and-set that ran would then conflict with itself and merge the request's own
+# changes in twice (a flash message or an increment doubled).
+RESENDABLE = frozenset((b"GET", b"GETEX", b"TTL", b"PTTL", b"EXPIRE", b"EXISTS"))
+
+
+def _resendable(command: Command) -> bool:
+    name = command[0]
+    return (name.encode() if isinstance(name, str) else bytes(name)).upper() in RESENDABLE
+
+
 class ClientChannel:
-    """Commands through a redis-py (or compatible) client."""
+    """Commands through a redis-py (or compatible) client.
+
+    The clients the factory builds for Sentinel and Cluster resend nothing themselves;
+    here a read is sent again once on a fresh connection when its connection dropped
+    (after a failover or a restart), a write never (:data:`RESENDABLE`).
+    """
 
     def __init__(self, client: Any) -> None:
         self.client = client
 
     def execute(self, *args: Any) -> Any:
+        try:
+            return self.client.execute_command(*args)
+        except RedisConnectionError:
+            if not _resendable(args):
+                raise
         return self.client.execute_command(*args)
 
     def execute_many(self, commands: Sequence[Command]) -> list[Any]:
+        try:
+            return self._pipeline(commands)
+        except RedisConnectionError:
+            if not all(_resendable(command) for command in commands):
+                raise
+        return self._pipeline(commands)
+
+    def _pipeline(self, commands: Sequence[Command]) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)
         for command in commands:
             pipe.execute_command(*command)

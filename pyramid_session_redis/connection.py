@@ -72,9 +72,10 @@ def common_options(settings: SessionSettings) -> dict[str, Any]:
         "socket_connect_timeout": settings.redis_socket_connect_timeout,
         "encoding": settings.redis_encoding,
         "encoding_errors": settings.redis_encoding_errors,
-        # One immediate retry for a connection dropped by a restart; none for timeouts,
-        # which would multiply the wait while Redis hangs.
-        "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        # No resend by redis-py: a command whose connection dropped may have run (its
+        # reply lost); the channels resend only what is safe (ClientChannel: reads).
+        # redis-py's pool replaces a connection the server closed while idle anyway.
+        "retry": Retry(NoBackoff(), 0),
     }
     if settings.redis_username is not None:
         options["username"] = settings.redis_username
@@ -226,6 +227,7 @@ def cluster_channel(settings: SessionSettings, options: dict[str, Any]) -> Comma
         _unused_certificates(settings, "certificates need redis_ssl or a rediss:// cluster URL")
     kwargs = {
         **{name: value for name, value in options.items() if name != "retry"},
+        **no_cluster_resends(),
         **({"ssl": True} if settings.redis_ssl else {}),
         **(certificates if settings.redis_ssl or url_tls else {}),
     }
@@ -243,6 +245,18 @@ def cluster_channel(settings: SessionSettings, options: dict[str, Any]) -> Comma
             raise RedisConnectionError(f"Redis Cluster: {exc}") from exc
 
     return LazyChannel(build)
+
+
+def no_cluster_resends() -> dict[str, Any]:
+    """``RedisCluster`` arguments for sending no command twice after a connection error.
+
+    Its own retries resend any command after a ``ConnectionError`` or timeout (a write
+    that ran would conflict with itself); :class:`~.channel.ClientChannel` resends reads.
+    redis-py before 6 counted them in ``cluster_error_retry_attempts`` (later deprecated).
+    """
+    if redis_version() < (6, 0):
+        return {"retry": Retry(NoBackoff(), 0), "cluster_error_retry_attempts": 0}
+    return {"retry": Retry(NoBackoff(), 0)}
 
 
 def sharded_channel(settings: SessionSettings, options: dict[str, Any]) -> CommandChannel:

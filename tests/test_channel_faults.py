@@ -15,6 +15,7 @@ import sys
 import textwrap
 import threading
 import time
+import warnings
 from typing import Any
 
 import pytest
@@ -22,8 +23,9 @@ import redis
 import webtest
 
 from pyramid_session_redis import RedisSessionFactory, connection
-from pyramid_session_redis.channel import CHECK_IDLE_AFTER, DirectChannel
+from pyramid_session_redis.channel import CHECK_IDLE_AFTER, ClientChannel, DirectChannel
 from pyramid_session_redis.exceptions import ConfigurationError, SessionBackendError
+from pyramid_session_redis.settings import build_settings
 from pyramid_session_redis.store import RedisStore, ServerFeatures
 from tests.app import SECRET, build_wsgi_app
 from tests.scripted_server import ScriptedServer
@@ -83,6 +85,67 @@ def test_a_command_that_reached_the_server_is_never_sent_again(fault: str) -> No
             channel.execute("SET", "b", "1")
         assert server.seen == [b"SET a 1", b"SET b 1"]
         assert channel.execute("SET", "c", "1") == b"OK"  # on a new connection
+
+
+# ----------------------------------------------------- redis-py clients (Sentinel, Cluster, TLS)
+
+
+def client_channel(url: str) -> ClientChannel:
+    """A channel over a redis-py client built with the options the factory gives them."""
+    options = connection.common_options(build_settings(SECRET, redis_url=url))
+    return ClientChannel(redis.Redis.from_url(url, **options))
+
+
+@pytest.mark.parametrize(
+    ("command", "reply", "expected"),
+    [
+        (("GET", "a"), b"$1\r\nx\r\n", b"x"),
+        (("GETEX", "a", "EX", "60"), b"$1\r\nx\r\n", b"x"),
+        (("EXPIRE", "a", "60"), b":1\r\n", 1),
+    ],
+)
+def test_a_client_channel_sends_a_read_again_after_its_connection_dropped(
+    command: tuple[str, ...], reply: bytes, expected: Any
+) -> None:
+    with ScriptedServer({command[0].encode(): ["drop", reply]}) as server:
+        assert client_channel(server.url()).execute(*command) == expected
+        assert server.seen == [" ".join(command).encode()] * 2
+        assert server.connections == 2
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("SET", "a", "1", "NX"), ("SET", "a", "1", "IFEQ", "0"), ("EVALSHA", "f00", "1", "a", "x")],
+)
+def test_a_client_channel_never_sends_a_write_twice(command: tuple[str, ...]) -> None:
+    """The write may have run before the connection died: a compare-and-set sent again
+    would conflict with itself and merge the request's changes in twice."""
+    with ScriptedServer({command[0].encode(): ["drop", "reply"]}) as server:
+        channel = client_channel(server.url())
+        with pytest.raises(redis.ConnectionError):
+            channel.execute(*command)
+        assert server.seen == [" ".join(command).encode()]
+        channel.execute(*command)  # the next one, on a new connection
+        assert server.seen == [" ".join(command).encode()] * 2
+
+
+def test_a_client_channel_sends_a_pipeline_again_only_when_it_holds_reads_alone() -> None:
+    with ScriptedServer({b"GET": ["drop", b"$1\r\nx\r\n"], b"TTL": [b":5\r\n"]}) as server:
+        channel = client_channel(server.url())
+        assert channel.execute_many([("GET", "a"), ("TTL", "a")]) == [b"x", 5]
+        assert server.seen == [b"GET a", b"GET a", b"TTL a"]  # the first connection died at GET
+    with ScriptedServer({b"GET": ["drop", b"$1\r\nx\r\n"]}) as server:
+        with pytest.raises(redis.ConnectionError):
+            client_channel(server.url()).execute_many([("GET", "a"), ("DEL", "a")])
+        assert server.seen == [b"GET a"]  # and nothing of it again
+
+
+def test_the_cluster_client_resends_nothing_itself() -> None:
+    """redis-py's RedisCluster would resend any command after a connection error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no deprecated argument on this redis-py
+        options = connection.no_cluster_resends()
+    assert options["retry"].get_retries() == 0
 
 
 # --------------------------------------------------------------------------- hostile replies
