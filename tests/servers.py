@@ -50,8 +50,7 @@ DEFAULT_PORT = 6379
 # --------------------------------------------------------------------------- discovery
 
 
-def server_version(binary: str) -> tuple[int, ...]:
-    """Version of a server binary, from ``BINARY --version``: e.g. ``(7, 0, 15)``."""
+def _version_output(binary: str) -> str:
     result = subprocess.run(
         [binary, "--version"],
         capture_output=True,
@@ -60,11 +59,33 @@ def server_version(binary: str) -> tuple[int, ...]:
         check=False,
         stdin=subprocess.DEVNULL,
     )
-    text = result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def server_version(binary: str) -> tuple[int, ...]:
+    """Version of a server binary, from ``BINARY --version``: e.g. ``(7, 0, 15)``."""
+    text = _version_output(binary)
     match = re.search(r"\bv=(\d+(?:\.\d+)+)", text) or re.search(r"(\d+(?:\.\d+)+)", text)
     if match is None:
         raise ServerNotFoundError(f"cannot read a version from `{binary} --version`: {text!r}")
     return tuple(int(part) for part in match.group(1).split("."))
+
+
+def server_name(binary: str) -> str:
+    """The product a server binary says it is: ``"Redis"``, ``"Valkey"``...
+
+    The first word of ``BINARY --version`` (``Valkey server v=8.1.8 ...``), which tells
+    the two apart whatever the binary is called (Debian's ``valkey-redis-compat`` makes
+    ``redis-server`` a Valkey).
+    """
+    words = _version_output(binary).split()
+    return words[0] if words else "unknown"
+
+
+def describe_server(binary: str) -> str:
+    """``"Valkey 8.1.8 (/path/to/valkey-server)"``: what a test run is talking to."""
+    version = ".".join(str(part) for part in server_version(binary))
+    return f"{server_name(binary)} {version} ({binary})"
 
 
 # --------------------------------------------------------------------------- processes
@@ -312,8 +333,10 @@ __all__ = [
     "ServerFactory",
     "ServerNotFoundError",
     "ServerStartError",
+    "describe_server",
     "embedded_binary",
     "find_server_binary",
     "ping",
+    "server_name",
     "server_version",
 ]
