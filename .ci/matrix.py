@@ -40,6 +40,10 @@ ENVIRONMENTS: dict[str, tuple[str, list[str]]] = {
     "newest": ("3.13", []),
     "newest-3.12": ("3.12", []),
 }
+SAY_SERVER = (
+    "from tests.servers import describe_server, find_server_binary; "
+    "print('redis server:', describe_server(find_server_binary()))"
+)
 SKIPPED_TESTS = ("tests/test_legacy_interop.py", "tests/test_differential.py")
 
 
@@ -94,6 +98,7 @@ def main(names: list[str]) -> int:
         version, pins = ENVIRONMENTS[name]
         python = ensure_env(name, version, pins)
         run(python, "-m", "pip", "freeze", "--exclude-editable")
+        run(python, "-c", SAY_SERVER)  # (pytest -q prints no report header)
         skips = [arg for path in SKIPPED_TESTS for arg in ("--ignore", path)]
         if run(python, "-m", "pytest", "-q", *skips):
             failed.append(name)

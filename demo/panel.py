@@ -9,10 +9,11 @@ The commands are counted by the server: ``INFO commandstats`` before and after t
 request, on a connection of the panel's own. The server counts what it ran, so the
 commands a script runs (the ``GET`` and ``SET`` inside the compare-and-set script on
 servers without ``SET … IFEQ``) appear next to the ``EVALSHA`` that sent them, as does the
-handshake (``HELLO``) of a new connection. That count is server-wide, so the panel
-runs one page request at a time (static files pass by); it is exact as long as nothing
-else uses that Redis (the throwaway server of ``python3 run.py demo``). On a shared Redis
-other clients' commands show up too. A demo device, not something to deploy.
+handshake of a new connection (``HELLO``, and ``CLIENT SETINFO`` where the server has
+it). That count is server-wide, so the panel runs one page request at a time (static
+files pass by); it is exact as long as nothing else uses that Redis (the throwaway server
+of ``python3 run.py demo``). On a shared Redis other clients' commands show up too. A
+demo device, not something to deploy.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ Server lifecycle lives in ``tests/servers.py``, command counting in
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -14,21 +15,22 @@ import redis
 
 from tests.redis_stats import CommandCounter
 from tests.servers import (
+    ENV_VAR,
     RedisServerProcess,
     ServerFactory,
     ServerNotFoundError,
+    describe_server,
     find_server_binary,
-    server_version,
 )
 
 
 def pytest_report_header() -> str:
+    """The server binary the suite runs on, its product and version, and why that one."""
+    chosen_by = f"${ENV_VAR}" if os.environ.get(ENV_VAR, "").strip() else "discovery"
     try:
-        binary = find_server_binary()
-        version = ".".join(str(part) for part in server_version(binary))
+        return f"redis server: {describe_server(find_server_binary())}, chosen by {chosen_by}"
     except ServerNotFoundError as exc:
         return f"redis server: NOT FOUND ({exc})"
-    return f"redis server: {binary} (v{version})"
 
 
 @pytest.fixture(scope="session")

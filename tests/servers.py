@@ -21,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -50,8 +51,7 @@ DEFAULT_PORT = 6379
 # --------------------------------------------------------------------------- discovery
 
 
-def server_version(binary: str) -> tuple[int, ...]:
-    """Version of a server binary, from ``BINARY --version``: e.g. ``(7, 0, 15)``."""
+def _version_output(binary: str) -> str:
     result = subprocess.run(
         [binary, "--version"],
         capture_output=True,
@@ -60,11 +60,33 @@ def server_version(binary: str) -> tuple[int, ...]:
         check=False,
         stdin=subprocess.DEVNULL,
     )
-    text = result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def server_version(binary: str) -> tuple[int, ...]:
+    """Version of a server binary, from ``BINARY --version``: e.g. ``(7, 0, 15)``."""
+    text = _version_output(binary)
     match = re.search(r"\bv=(\d+(?:\.\d+)+)", text) or re.search(r"(\d+(?:\.\d+)+)", text)
     if match is None:
         raise ServerNotFoundError(f"cannot read a version from `{binary} --version`: {text!r}")
     return tuple(int(part) for part in match.group(1).split("."))
+
+
+def server_name(binary: str) -> str:
+    """The product a server binary says it is: ``"Redis"``, ``"Valkey"``...
+
+    The first word of ``BINARY --version`` (``Valkey server v=8.1.8 ...``), which tells
+    the two apart whatever the binary is called (Debian's ``valkey-redis-compat`` makes
+    ``redis-server`` a Valkey).
+    """
+    words = _version_output(binary).split()
+    return words[0] if words else "unknown"
+
+
+def describe_server(binary: str) -> str:
+    """``"Valkey 8.1.8 (/path/to/valkey-server)"``: what a test run is talking to."""
+    version = ".".join(str(part) for part in server_version(binary))
+    return f"{server_name(binary)} {version} ({binary})"
 
 
 # --------------------------------------------------------------------------- processes
@@ -290,6 +312,53 @@ class RedisServerProcess:
         return f"<RedisServerProcess {self.binary} v{'.'.join(map(str, self.version))} {where}>"
 
 
+@contextlib.contextmanager
+def sentinel_process(
+    binary: str, master_port: int, directory: Path, master_name: str = "sessions"
+) -> Iterator[int]:
+    """A Sentinel (``BINARY CONFIG --sentinel``) watching the master on ``master_port``.
+
+    Yields its port. Sentinel needs a config file it can rewrite, kept in ``directory``;
+    a quorum of one lets this single Sentinel fail the master over on its own.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    for _attempt in range(3):  # the picked port may be taken before the server binds it
+        port = port_for.select_random()
+        config = directory / f"sentinel-{port}.conf"
+        config.write_text(
+            f"port {port}\nbind {HOST}\ndir {directory}\n"
+            f"logfile {directory / f'sentinel-{port}.log'}\n"
+            f"sentinel monitor {master_name} {HOST} {master_port} 1\n"
+            f"sentinel down-after-milliseconds {master_name} 2000\n"
+            f"sentinel failover-timeout {master_name} 10000\n"
+        )
+        process = subprocess.Popen(
+            [binary, str(config), "--sentinel"], stdin=subprocess.DEVNULL, cwd=directory
+        )
+        try:
+            if _wait_for_ping(process, port):
+                yield port
+                return
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    raise ServerStartError(f"{binary} --sentinel did not start; see {directory}")
+
+
+def _wait_for_ping(process: subprocess.Popen[bytes], port: int, timeout: float = 30) -> bool:
+    """Whether ``process`` answers PING on ``port`` within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if ping(port):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 class ServerFactory(Protocol):
     """Type of the ``server_factory`` fixture: starts a private server, stopped at teardown."""
 
@@ -312,8 +381,11 @@ __all__ = [
     "ServerFactory",
     "ServerNotFoundError",
     "ServerStartError",
+    "describe_server",
     "embedded_binary",
     "find_server_binary",
     "ping",
+    "sentinel_process",
+    "server_name",
     "server_version",
 ]

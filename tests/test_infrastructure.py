@@ -216,6 +216,36 @@ def test_embedded_fallback_without_servers_on_path(
     assert server.client().ping() is True
 
 
+def test_server_name_and_version_are_what_the_running_server_reports(
+    redis_server: RedisServerProcess,
+) -> None:
+    info = redis_server.client(decode_responses=True).info("server")
+    # Valkey says so in INFO (and keeps redis_version at 7.2.4 for clients); Redis does not.
+    name = "Valkey" if info.get("server_name") == "valkey" else "Redis"
+    version = info["valkey_version"] if name == "Valkey" else info["redis_version"]
+    assert servers.server_name(redis_server.binary) == name
+    assert servers.server_version(redis_server.binary) == tuple(map(int, version.split(".")))
+    described = servers.describe_server(redis_server.binary)
+    assert described == f"{name} {version} ({redis_server.binary})"
+
+
+@pytest.mark.parametrize(
+    ("output", "name", "version"),
+    [
+        ("Redis server v=7.0.15 sha=00000000:0 malloc=jemalloc-5.3.0 bits=64", "Redis", (7, 0, 15)),
+        ("Valkey server v=8.1.8 sha=00000000:1 malloc=libc bits=64", "Valkey", (8, 1, 8)),
+    ],
+)
+def test_server_name_reads_the_version_line_not_the_file_name(
+    tmp_path: Path, output: str, name: str, version: tuple[int, ...]
+) -> None:
+    binary = tmp_path / "redis-server"  # e.g. Debian's valkey-redis-compat
+    binary.write_text(f"#!/bin/sh\necho '{output}'\n")
+    binary.chmod(0o755)
+    assert servers.server_name(str(binary)) == name
+    assert servers.server_version(str(binary)) == version
+
+
 def test_discovery_order_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
