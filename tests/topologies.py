@@ -1,0 +1,433 @@
+"""Real Redis deployments for the tests: one server, Sentinel, Cluster with replicas, shards.
+
+Every process is a :class:`~tests.servers.RedisServerProcess` on a free 127.0.0.1 port,
+started by the topology and stopped by its :meth:`Topology.close` (the fixtures call it).
+The binary is :func:`~tests.servers.find_server_binary`'s (Redis 7.0 or Valkey 8.1).
+
+A topology tells the application where its sessions live through
+:meth:`Topology.settings` (``redis.sessions.*`` options, without the prefix): the one
+place that knows how an application is pointed at each kind of deployment.
+
+Failover timings are short on purpose (see ``DOWN_AFTER_MS`` and ``NODE_TIMEOUT_MS``);
+the README's Deployments section says how they were measured and what to use in production.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import redis
+from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
+from redis.sentinel import Sentinel
+
+from tests.servers import RedisServerProcess, find_server_binary
+
+SERVICE = "psr"  # the Sentinel service (master) name
+DOWN_AFTER_MS = 1000  # Sentinel: a master silent this long is subjectively down
+FAILOVER_TIMEOUT_MS = 10_000
+NODE_TIMEOUT_MS = 1000  # Cluster: a node silent this long is failing
+SLOT_RANGES = ((0, 5460), (5461, 10922), (10923, 16383))
+READY_TIMEOUT = 30.0  # generous: the machine is shared
+
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T | None], what: str, timeout: float = READY_TIMEOUT) -> T:
+    """Poll ``check()`` until it returns something true; AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except redis.RedisError as exc:  # a node still starting, failing over...
+            last = exc
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError(f"{what}: not within {timeout} s (last: {last!r})")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _fields(entry: Any) -> dict[str, str]:
+    """A Sentinel reply entry (a flat list, or a dict by redis-py's parser) as text."""
+    pairs = entry.items() if isinstance(entry, dict) else zip(entry[::2], entry[1::2], strict=True)
+    return {_text(key): _text(value) for key, value in pairs}
+
+
+def client_options() -> dict[str, Any]:
+    """The factory's own defaults for its connections: 5 s timeouts, one retry."""
+    return {
+        "socket_timeout": 5.0,
+        "socket_connect_timeout": 5.0,
+        "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+    }
+
+
+class Topology:
+    """A running deployment. Subclasses start their processes in ``__init__``."""
+
+    name = ""
+
+    def __init__(self, binary: str | None = None) -> None:
+        self.binary = binary or find_server_binary()
+        self.processes: list[RedisServerProcess] = []
+        self.workdir = Path(tempfile.mkdtemp(prefix="psr-topo-"))
+        self._clients: list[Any] = []
+
+    def _start(self, extra_args: Sequence[str] = (), **kwargs: Any) -> RedisServerProcess:
+        # A replica's first sync starts at once (the default waits 5 s for more replicas).
+        args = ["--repl-diskless-sync-delay", "0", *extra_args]
+        process = RedisServerProcess(self.binary, extra_args=args, **kwargs)
+        self.processes.append(process)
+        return process.start()
+
+    def _keep(self, client: T) -> T:
+        """Remember a client so that :meth:`close` closes it."""
+        self._clients.append(client)
+        return client
+
+    def settings(self) -> dict[str, Any]:
+        """The ``redis.sessions.*`` options (without the prefix) that reach this deployment."""
+        raise NotImplementedError
+
+    def masters(self) -> list[RedisServerProcess]:
+        """The live processes that accept writes."""
+        raise NotImplementedError
+
+    def node_for(self, key: str) -> RedisServerProcess:
+        """The process that holds ``key`` (where its commands are counted)."""
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Empty every master (keys and scripts); replicas follow."""
+        for node in self.masters():
+            with contextlib.closing(node.client()) as client:
+                client.flushall()
+                client.script_flush()
+
+    def close(self) -> None:
+        for client in self._clients:
+            with contextlib.suppress(Exception):
+                client.close()
+        errors = []
+        for process in self.processes:
+            try:
+                process.close()
+            except Exception as exc:  # keep stopping the others
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+
+def confirm_replicated(master: RedisServerProcess, marker: str = "psr:replicated") -> None:
+    """Block until every write the master took so far reached one replica (``WAIT 1``).
+
+    ``WAIT`` waits for the calling connection's own last write, so a marker is written
+    first on the same connection: the stream is ordered, the writes before it made it too.
+    On a Cluster node, ``marker`` must hash to one of the node's slots.
+    """
+    with contextlib.closing(master.client()) as client:
+        pipe = client.pipeline(transaction=False)
+        pipe.incr(marker)
+        pipe.execute_command("WAIT", 1, 10_000)
+        acknowledged = pipe.execute()[1]
+    assert acknowledged == 1, f"{master!r}: WAIT 1 answered {acknowledged}"
+
+
+# --------------------------------------------------------------------------- one server
+
+
+class SingleServer(Topology):
+    name = "single"
+
+    def __init__(self, binary: str | None = None) -> None:
+        super().__init__(binary)
+        self.server = self._start()
+
+    def settings(self) -> dict[str, Any]:
+        return {"redis_url": self.server.url}
+
+    def masters(self) -> list[RedisServerProcess]:
+        return [self.server]
+
+    def node_for(self, key: str) -> RedisServerProcess:
+        return self.server
+
+
+# --------------------------------------------------------------------------- Sentinel
+
+
+class SentinelSet(Topology):
+    """One master, one replica (``REPLICAOF``) and three Sentinels (quorum 2)."""
+
+    name = "sentinel"
+
+    def __init__(self, binary: str | None = None) -> None:
+        super().__init__(binary)
+        self.master = self._start()
+        self.replica = self._start(["--replicaof", "127.0.0.1", str(self.master.port)])
+        self.data_nodes = [self.master, self.replica]
+        wait_for(lambda: self._link_up(self.replica), "the replica to sync")
+        self.sentinels = [self._start_sentinel(n) for n in range(3)]
+        self.wait_ready()
+
+    def _start_sentinel(self, n: int) -> RedisServerProcess:
+        conf = self.workdir / f"sentinel-{n}.conf"
+        conf.write_text(
+            f"sentinel monitor {SERVICE} 127.0.0.1 {self.master.port} 2\n"
+            f"sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}\n"
+            f"sentinel failover-timeout {SERVICE} {FAILOVER_TIMEOUT_MS}\n"
+            f"sentinel parallel-syncs {SERVICE} 1\n"
+        )
+        return self._start(["--sentinel"], config_file=conf)
+
+    @staticmethod
+    def _link_up(replica: RedisServerProcess) -> bool:
+        with contextlib.closing(replica.client()) as client:
+            return client.info("replication").get("master_link_status") == "up"
+
+    def _sentinel_view(self, sentinel: RedisServerProcess) -> tuple[int, int, int]:
+        """(master port, healthy replicas, other sentinels) as one Sentinel sees them."""
+        with contextlib.closing(sentinel.client()) as client:
+            address = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
+            replicas = client.execute_command("SENTINEL", "REPLICAS", SERVICE)
+            others = client.execute_command("SENTINEL", "SENTINELS", SERVICE)
+        healthy = 0
+        for entry in replicas:
+            fields = _fields(entry)
+            if "down" not in fields["flags"] and fields["master-link-status"] == "ok":
+                healthy += 1
+        return int(address[1]), healthy, len(others)
+
+    def wait_ready(self) -> None:
+        """Until every Sentinel names the master, sees its replica and the two others."""
+        port = self.master.port
+
+        def agreed() -> bool:
+            return all(self._sentinel_view(s) == (port, 1, 2) for s in self.sentinels)
+
+        wait_for(agreed, "the sentinels to agree on the master and its replica")
+
+    def kill_master(self) -> float:
+        """SIGKILL the master; returns the time of the kill (``time.monotonic()``)."""
+        self.master.kill()
+        return time.monotonic()
+
+    def wait_promoted(self, timeout: float = READY_TIMEOUT) -> None:
+        """Until every Sentinel names the replica as master and it says it is one."""
+        port = self.replica.port
+
+        def promoted() -> bool:
+            with contextlib.closing(self.replica.client()) as client:
+                if _text(client.execute_command("ROLE")[0]) != "master":
+                    return False
+            return all(self._sentinel_view(s)[0] == port for s in self.sentinels)
+
+        wait_for(promoted, "the replica's promotion", timeout)
+        self.master, self.replica = self.replica, self.master
+
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        return [(s.host, s.port) for s in self.sentinels]
+
+    def settings(self) -> dict[str, Any]:
+        sentinel = Sentinel(self.sentinel_addresses(), socket_timeout=5.0)
+        client = self._keep(sentinel.master_for(SERVICE, **client_options()))
+        return {"redis_client_callable": lambda request, **options: client}
+
+    def masters(self) -> list[RedisServerProcess]:
+        return [self.master] if self.master.running else []
+
+    def node_for(self, key: str) -> RedisServerProcess:
+        return self.master
+
+
+# --------------------------------------------------------------------------- Cluster
+
+
+class ClusterWithReplicas(Topology):
+    """Three masters (``SLOT_RANGES``), one replica each (``replicas=0``: none)."""
+
+    name = "cluster"
+
+    def __init__(self, binary: str | None = None, replicas: int = 1) -> None:
+        super().__init__(binary)
+        args = [
+            *("--cluster-enabled", "yes"),
+            *("--cluster-node-timeout", str(NODE_TIMEOUT_MS)),
+            # The other masters keep serving while one master's slots fail over.
+            *("--cluster-require-full-coverage", "no"),
+            # A replica may be promoted however long it was cut off (tests kill masters).
+            *("--cluster-replica-validity-factor", "0"),
+        ]
+        nodes = [
+            self._start([*args, "--cluster-config-file", str(self.workdir / f"nodes-{n}.conf")])
+            for n in range(3 * (1 + replicas))
+        ]
+        self.initial_masters, replica_nodes = nodes[:3], nodes[3:]
+        self.replica_of = dict(zip(self.initial_masters, replica_nodes, strict=False))
+        for node, (first, last) in zip(self.initial_masters, SLOT_RANGES, strict=True):
+            self._node_command(node, "CLUSTER", "ADDSLOTSRANGE", first, last)
+        for node in nodes[1:]:
+            self._node_command(node, "CLUSTER", "MEET", "127.0.0.1", nodes[0].port)
+        wait_for(lambda: all(self._known_nodes(n) == len(nodes) for n in nodes), "the meets")
+        for master, replica in self.replica_of.items():
+            self._node_command(replica, "CLUSTER", "REPLICATE", self.node_id(master))
+        self.wait_ok()
+        for replica in self.replica_of.values():
+            wait_for(lambda replica=replica: SentinelSet._link_up(replica), "replica sync")
+
+    @staticmethod
+    def _node_command(node: RedisServerProcess, *args: Any) -> Any:
+        with contextlib.closing(node.client()) as client:
+            return client.execute_command(*args)
+
+    def _known_nodes(self, node: RedisServerProcess) -> int:
+        return int(self._cluster_info(node)["cluster_known_nodes"])
+
+    def _cluster_info(self, node: RedisServerProcess) -> dict[str, str]:
+        text = _text(self._node_command(node, "CLUSTER", "INFO"))
+        return dict(line.split(":", 1) for line in text.split() if ":" in line)
+
+    def node_id(self, node: RedisServerProcess) -> str:
+        return _text(self._node_command(node, "CLUSTER", "MYID"))
+
+    def live(self) -> list[RedisServerProcess]:
+        return [node for node in self.processes if node.running]
+
+    def slot_owners(self) -> dict[int, RedisServerProcess]:
+        """The master of each slot range's first slot, as a live node sees it."""
+        by_port = {node.port: node for node in self.processes}
+        owners = {}
+        for entry in self._node_command(self.live()[0], "CLUSTER", "SLOTS"):
+            first, last, master = entry[0], entry[1], entry[2]
+            for slot in range(first, last + 1):
+                owners[slot] = by_port[int(master[1])]
+        return owners
+
+    def wait_ok(self, timeout: float = READY_TIMEOUT) -> None:
+        """Until every live node says ``cluster_state:ok`` and all agree on the slots."""
+
+        def ok() -> bool:
+            if not all(self._cluster_info(n)["cluster_state"] == "ok" for n in self.live()):
+                return False
+            views = {self._slots_view(node) for node in self.live()}
+            return len(views) == 1
+
+        wait_for(ok, "cluster_state:ok on every node", timeout)
+
+    def _slots_view(self, node: RedisServerProcess) -> tuple[tuple[int, int, int], ...]:
+        entries = self._node_command(node, "CLUSTER", "SLOTS")
+        return tuple(sorted((e[0], e[1], int(e[2][1])) for e in entries))
+
+    def masters(self) -> list[RedisServerProcess]:
+        return sorted(set(self.slot_owners().values()), key=lambda node: node.port)
+
+    @staticmethod
+    def keyslot(key: str) -> int:
+        return key_slot(key.encode())
+
+    def node_for(self, key: str) -> RedisServerProcess:
+        return self.slot_owners()[self.keyslot(key)]
+
+    def marker_for(self, master: RedisServerProcess) -> str:
+        """A key held by ``master`` (for :func:`confirm_replicated`)."""
+        owners = self.slot_owners()
+        for n in range(100_000):
+            candidate = f"psr:replicated:{n}"
+            if owners[key_slot(candidate.encode())] is master:
+                return candidate
+        raise AssertionError("no marker key found")
+
+    @property
+    def client(self) -> RedisCluster:
+        """A Cluster client for the tests' own inspection (created once)."""
+        if not hasattr(self, "_client"):
+            live = self.live()[0]
+            self._client = self._keep(RedisCluster(host=live.host, port=live.port))
+        return self._client
+
+    def confirm_replicated(self) -> None:
+        for master in self.masters():
+            confirm_replicated(master, self.marker_for(master))
+
+    def kill(self, master: RedisServerProcess) -> float:
+        """SIGKILL a master; returns the time of the kill (``time.monotonic()``)."""
+        master.kill()
+        return time.monotonic()
+
+    def wait_promoted(self, master: RedisServerProcess, timeout: float = READY_TIMEOUT) -> None:
+        """Until ``master``'s replica holds its slots, on every live node's map."""
+        replica = self.replica_of[master]
+
+        def promoted() -> bool:
+            owners = set(self.slot_owners().values())
+            return replica in owners and master not in owners
+
+        wait_for(promoted, "the replica's promotion", timeout)
+        self.wait_ok(timeout)
+
+    def migrate_slot(
+        self,
+        slot: int,
+        target: RedisServerProcess,
+        batch: int = 1,
+        pause: float = 0.0,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> int:
+        """Move ``slot`` to ``target`` as ``redis-cli --cluster reshard`` does; returns keys moved.
+
+        IMPORTING on the target, MIGRATING on the source, ``MIGRATE … KEYS`` in batches of
+        ``batch`` keys (``pause`` seconds apart, ``on_batch(moved)`` after each), then
+        ``SETSLOT … NODE`` on the target, the source and the other masters.
+        """
+        source = self.slot_owners()[slot]
+        source_id, target_id = self.node_id(source), self.node_id(target)
+        self._node_command(target, "CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+        self._node_command(source, "CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+        moved = 0
+        while keys := self._node_command(source, "CLUSTER", "GETKEYSINSLOT", slot, batch):
+            self._node_command(
+                source, "MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *keys
+            )
+            moved += len(keys)
+            if on_batch is not None:
+                on_batch(moved)
+            time.sleep(pause)
+        others = [node for node in self.masters() if node not in (source, target)]
+        for node in [target, source, *others]:
+            self._node_command(node, "CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        self.wait_ok()
+        return moved
+
+    def settings(self) -> dict[str, Any]:
+        live = self.live()[0]
+        client = self._keep(
+            RedisCluster(
+                host=live.host,
+                port=live.port,
+                socket_timeout=5.0,
+                socket_connect_timeout=5.0,
+            )
+        )
+        return {"redis_client_callable": lambda request, **options: client}
+
+
+def started(kind: type[Topology], **kwargs: Any) -> Iterator[Topology]:
+    """Start a topology for a fixture; every process is stopped when the fixture ends."""
+    topology = kind(**kwargs)
+    try:
+        yield topology
+    finally:
+        topology.close()
