@@ -20,7 +20,7 @@ import os
 import threading
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from time import monotonic
 from typing import Any, Protocol
 
@@ -74,6 +74,43 @@ class ClientChannel:
         for command in commands:
             pipe.execute_command(*command)
         return list(pipe.execute())
+
+
+class LazyChannel:
+    """A :class:`ClientChannel` whose client is built by the first command that needs it.
+
+    For clients that talk to a server in their constructor (redis-py's ``RedisCluster``
+    asks for the slot map). Concurrent first commands build one client between them; a
+    build that fails (the servers are down) raises the client's error to that command
+    and the next one tries again. A forked child keeps the parent's client (redis-py's
+    pools reconnect in a new process) but gets a fresh lock.
+    """
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._channel: ClientChannel | None = None
+        self._lock = threading.Lock()
+        _LAZY_CHANNELS.add(self)
+
+    @property
+    def client(self) -> Any:
+        """The client, built now if it was not yet."""
+        return self._ready().client
+
+    def _ready(self) -> ClientChannel:
+        channel = self._channel
+        if channel is None:
+            with self._lock:
+                channel = self._channel
+                if channel is None:
+                    channel = self._channel = ClientChannel(self._build())
+        return channel
+
+    def execute(self, *args: Any) -> Any:
+        return self._ready().execute(*args)
+
+    def execute_many(self, commands: Sequence[Command]) -> list[Any]:
+        return self._ready().execute_many(commands)
 
 
 class DirectChannel:
@@ -224,11 +261,14 @@ def _read_reply(connection: Any) -> Any:
 # before any thread of its own runs (a lock held by a parent's thread at fork time
 # would never be released in the child; the parent's sockets are not the child's).
 _CHANNELS: weakref.WeakSet[DirectChannel] = weakref.WeakSet()
+_LAZY_CHANNELS: weakref.WeakSet[LazyChannel] = weakref.WeakSet()
 
 
 def _reset_after_fork() -> None:
     for channel in list(_CHANNELS):
         channel._reset()
+    for lazy in list(_LAZY_CHANNELS):
+        lazy._lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):  # POSIX

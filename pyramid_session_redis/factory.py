@@ -49,8 +49,8 @@ class SessionFactory:
         # Built now (no connection is opened before a request needs one): building it
         # lazily let concurrent first requests each build their own.
         self._store: SessionStore | None = None
-        if settings.redis_client_callable is None:
-            channel = build_channel(settings, self._client_options)
+        channel = build_channel(settings, self._client_options)  # None: per request
+        if channel is not None:
             self._store = RedisStore(channel, self.features)
 
     def __call__(self, request: Request) -> RedisSession:

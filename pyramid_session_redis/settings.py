@@ -20,6 +20,8 @@ from pyramid.path import DottedNameResolver
 
 from .codec import COMPRESSIONS, DEFAULT_MAX_PAYLOAD_BYTES
 from .exceptions import ConfigurationError
+from .sharding import Shard, parse_shards
+from .topology import Address, check_topology, parse_cluster_nodes, parse_sentinels, topology_of
 
 log = logging.getLogger("pyramid_session_redis")
 INI_PREFIX = "redis.sessions."
@@ -67,6 +69,7 @@ class SessionSettings:
     redis_port: int = 6379
     redis_db: int = 0
     redis_password: str | None = None
+    redis_username: str | None = None
     redis_client_callable: Callable[..., Any] | None = None
     redis_socket_timeout: float | None = DEFAULT_SOCKET_TIMEOUT
     redis_socket_connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT
@@ -80,6 +83,14 @@ class SessionSettings:
     redis_ssl_certfile: str | None = None
     redis_ssl_keyfile: str | None = None
     redis_ssl_cert_reqs: str | None = None  # "required" (redis-py's default), "optional", "none"
+    # Other deployments (topology.py): each excludes the single server's options.
+    sentinels: tuple[Address, ...] | None = None
+    sentinel_service: str | None = None
+    sentinel_username: str | None = None
+    sentinel_password: str | None = None
+    sentinel_ssl: bool = False
+    cluster_nodes: tuple[Address, ...] | str | None = None  # addresses, or one URL
+    shards: tuple[Shard, ...] | None = None
     serialize: Callable[[Any], bytes] | None = None
     deserialize: Callable[[bytes], Any] | None = None
     id_generator: Callable[[], str] | None = None
@@ -156,6 +167,12 @@ class SessionSettings:
         return self.redis_ttl and self.timeout_trigger is None
 
     @property
+    def topology(self) -> str:
+        """The deployment: ``single``, ``sentinel``, ``cluster``, ``shards``, ``pool`` or
+        ``callable`` (see :mod:`.topology`)."""
+        return topology_of(self)
+
+    @property
     def lock_mode(self) -> bool:
         """``persistence = lock``: one request of a session at a time."""
         return self.persistence == "lock"
@@ -221,9 +238,21 @@ def build_settings(secret: Any = None, **options: Any) -> SessionSettings:
             "unsigned_payloads",
             "sign_payloads",
         )
+    for name, parse in _ADDRESS_LISTS.items():
+        if options.get(name) is not None:
+            options[name] = parse(options[name])
     settings = SessionSettings(secret=secret, **options)
     _validate(settings)
+    check_topology(settings, {name for name, value in options.items() if value is not None})
     return _as_1_8_ran(settings)
+
+
+# Parsed the same way from ini strings and keyword arguments (tuples pass unchanged).
+_ADDRESS_LISTS: dict[str, Callable[[Any], Any]] = {
+    "sentinels": parse_sentinels,
+    "cluster_nodes": parse_cluster_nodes,
+    "shards": parse_shards,
+}
 
 
 def _as_1_8_ran(s: SessionSettings) -> SessionSettings:
@@ -500,6 +529,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "redis_port": _INT,
     "redis_db": _INT,
     "redis_password": _STR,
+    "redis_username": _STR,
     "redis_socket_timeout": _FLOAT,
     "redis_socket_connect_timeout": _FLOAT,
     "redis_encoding": _STR,
@@ -510,6 +540,13 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "redis_ssl_certfile": _STR,
     "redis_ssl_keyfile": _STR,
     "redis_ssl_cert_reqs": str,  # "none" is one of its values, not a missing one
+    "sentinels": _none_or(parse_sentinels),
+    "sentinel_service": _STR,
+    "sentinel_username": _STR,
+    "sentinel_password": _STR,
+    "sentinel_ssl": _BOOL,
+    "cluster_nodes": _none_or(parse_cluster_nodes),
+    "shards": _none_or(parse_shards),
     "prefix": _STR,
     "set_redis_ttl": _BOOL,
     "set_redis_ttl_readheavy": _BOOL,
@@ -577,6 +614,8 @@ def parse_ini_settings(
             raise ConfigurationError(f"unknown setting {key!r}", key)
         try:
             options[name] = converter(raw)
+        except ConfigurationError as exc:  # says what is wrong without echoing secrets
+            raise ConfigurationError(f"invalid value for {key!r}: {exc}", key) from exc
         except (ValueError, TypeError, ImportError, AttributeError) as exc:
             raise ConfigurationError(f"invalid value for {key!r}: {raw!r} ({exc})", key) from exc
     return options
