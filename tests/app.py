@@ -133,8 +133,12 @@ def error_view(exc: Exception, request: Request) -> Response:
 
 
 def build_wsgi_app(
-    session_factory: Any, extra_views: Mapping[str, View] | None = None, error_views: bool = True
+    session_factory: Any,
+    extra_views: Mapping[str, View] | None = None,
+    error_views: bool = True,
+    configure: Callable[[Configurator], None] | None = None,
 ) -> Any:
+    """The application; ``configure(config)`` may add to it (e.g. exception views)."""
     with Configurator() as config:
         config.set_session_factory(session_factory)
         for name, view in {**VIEWS, **(extra_views or {})}.items():
@@ -142,6 +146,8 @@ def build_wsgi_app(
             config.add_view(_wrap(view), route_name=name)
         if error_views:
             config.add_view(error_view, context=RuntimeError)
+        if configure is not None:
+            configure(config)
         return config.make_wsgi_app()
 
 

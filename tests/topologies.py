@@ -5,8 +5,8 @@ started by the topology and stopped by its :meth:`Topology.close` (the fixtures 
 The binary is :func:`~tests.servers.find_server_binary`'s (Redis 7.0 or Valkey 8.1).
 
 A topology tells the application where its sessions live through
-:meth:`Topology.settings` (``redis.sessions.*`` options, without the prefix): the one
-place that knows how an application is pointed at each kind of deployment.
+:meth:`Topology.settings`: ini options (``redis.sessions.*``, without the prefix) and
+nothing else, no code (``redis_url``, ``sentinels``, ``cluster_nodes``, ``shards``).
 
 Failover timings are short on purpose (see ``DOWN_AFTER_MS`` and ``NODE_TIMEOUT_MS``);
 the README's Deployments section says how they were measured and what to use in production.
@@ -22,12 +22,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import redis
-from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.retry import Retry
-from redis.sentinel import Sentinel
 
 from tests.servers import RedisServerProcess, find_server_binary
 
@@ -64,15 +60,6 @@ def _fields(entry: Any) -> dict[str, str]:
     """A Sentinel reply entry (a flat list, or a dict by redis-py's parser) as text."""
     pairs = entry.items() if isinstance(entry, dict) else zip(entry[::2], entry[1::2], strict=True)
     return {_text(key): _text(value) for key, value in pairs}
-
-
-def client_options() -> dict[str, Any]:
-    """The factory's own defaults for its connections: 5 s timeouts, one retry."""
-    return {
-        "socket_timeout": 5.0,
-        "socket_connect_timeout": 5.0,
-        "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-    }
 
 
 class Topology:
@@ -242,9 +229,8 @@ class SentinelSet(Topology):
         return [(s.host, s.port) for s in self.sentinels]
 
     def settings(self) -> dict[str, Any]:
-        sentinel = Sentinel(self.sentinel_addresses(), socket_timeout=5.0)
-        client = self._keep(sentinel.master_for(SERVICE, **client_options()))
-        return {"redis_client_callable": lambda request, **options: client}
+        addresses = " ".join(f"{host}:{port}" for host, port in self.sentinel_addresses())
+        return {"sentinels": addresses, "sentinel_service": SERVICE}
 
     def masters(self) -> list[RedisServerProcess]:
         return [self.master] if self.master.running else []
@@ -412,16 +398,37 @@ class ClusterWithReplicas(Topology):
         return moved
 
     def settings(self) -> dict[str, Any]:
-        live = self.live()[0]
-        client = self._keep(
-            RedisCluster(
-                host=live.host,
-                port=live.port,
-                socket_timeout=5.0,
-                socket_connect_timeout=5.0,
-            )
-        )
-        return {"redis_client_callable": lambda request, **options: client}
+        return {"cluster_nodes": " ".join(f"{n.host}:{n.port}" for n in self.live())}
+
+
+# --------------------------------------------------------------------------- shards
+
+
+class Shards(Topology):
+    """Independent servers, sharded by the client (``shards``); the last has weight 2."""
+
+    name = "shards"
+
+    def __init__(self, binary: str | None = None, count: int = 3) -> None:
+        super().__init__(binary)
+        self.servers = [self._start() for _ in range(count)]
+
+    def settings(self) -> dict[str, Any]:
+        weights = ["" for _ in self.servers[:-1]] + ["=2"]
+        return {"shards": " ".join(f"{s.url}{w}" for s, w in zip(self.servers, weights))}
+
+    def masters(self) -> list[RedisServerProcess]:
+        return list(self.servers)
+
+    def node_for(self, key: str) -> RedisServerProcess:
+        """The one server that holds ``key`` (found by asking each: no routing of ours)."""
+        holders = []
+        for server in self.servers:
+            with contextlib.closing(server.client()) as client:
+                if client.exists(key):
+                    holders.append(server)
+        assert len(holders) == 1, f"{key!r} is on {len(holders)} shards"
+        return holders[0]
 
 
 def started(kind: type[Topology], **kwargs: Any) -> Iterator[Topology]:
