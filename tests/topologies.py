@@ -414,8 +414,12 @@ class Shards(Topology):
         self.servers = [self._start() for _ in range(count)]
 
     def settings(self) -> dict[str, Any]:
-        weights = ["" for _ in self.servers[:-1]] + ["=2"]
-        return {"shards": " ".join(f"{s.url}{w}" for s, w in zip(self.servers, weights))}
+        last = len(self.servers) - 1
+        return {
+            "shards": " ".join(
+                s.url + ("=2" if n == last else "") for n, s in enumerate(self.servers)
+            )
+        }
 
     def masters(self) -> list[RedisServerProcess]:
         return list(self.servers)
