@@ -9,6 +9,7 @@ the session's key, from the server's own statistics.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -123,7 +124,8 @@ def test_invalidate_deletes_the_key_and_expires_the_cookie(
     session_id, node = stored_session(topology, browser)
     response = browser.get("/invalidate")
     assert "Max-Age=0" in response.headers["Set-Cookie"]
-    assert node.client().exists(session_id) == 0
+    with contextlib.closing(node.client()) as client:
+        assert client.exists(session_id) == 0
     assert browser.get("/dump").json == {}
 
 
@@ -135,7 +137,8 @@ def test_regenerate_id_moves_the_data_and_removes_the_old_key(
     old_id, old_node = stored_session(topology, browser)
     new_id = browser.get("/regenerate").json
     assert new_id != old_id and browser.get("/session_id").json == new_id
-    assert old_node.client().exists(old_id) == 0
+    with contextlib.closing(old_node.client()) as client:
+        assert client.exists(old_id) == 0
     assert topology.node_for(new_id) is old_node  # one node: the move is one script
     assert browser.get("/dump").json == {"a": 1}
 
@@ -160,10 +163,10 @@ def test_a_read_slides_the_ttl(site: Callable[..., Site], topology: Topology) ->
     browser = site(timeout="300").browser()
     browser.get("/set", {"key": "a", "value": "1"})
     session_id, node = stored_session(topology, browser)
-    client = node.client()
-    client.expire(session_id, 10)
-    assert browser.get("/read", {"key": "a"}).json == 1
-    assert 290 < client.ttl(session_id) <= 300
+    with contextlib.closing(node.client()) as client:
+        client.expire(session_id, 10)
+        assert browser.get("/read", {"key": "a"}).json == 1
+        assert 290 < client.ttl(session_id) <= 300
 
 
 def test_log_out_everywhere_across_the_deployment(site: Callable[..., Site]) -> None:

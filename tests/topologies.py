@@ -15,6 +15,7 @@ the README's Deployments section says how they were measured and what to use in 
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -114,6 +115,7 @@ class Topology:
                 process.close()
             except Exception as exc:  # keep stopping the others
                 errors.append(exc)
+        shutil.rmtree(self.workdir, ignore_errors=True)
         if errors:
             raise errors[0]
 
