@@ -14,7 +14,8 @@ not the user's own data.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import webtest
@@ -136,3 +137,30 @@ class User:
 def all_served(users: Iterable[User], value: int) -> bool:
     """Read and write every user once; True if all were served."""
     return all([user.read() and user.write(value) and user.read() for user in users])
+
+
+def recovery_window(
+    killed: float,
+    users: Sequence[User],
+    request: Callable[[User], bool],
+    deadline: float,
+    values: Iterator[int],
+    between: Callable[[], None] = lambda: None,
+) -> tuple[float, int]:
+    """Traffic after a kill (at ``killed``, ``time.monotonic()``) until the users are served.
+
+    Rounds of ``between()`` then ``request(user)`` for each user, until a request was
+    served and a round of :func:`all_served` succeeds; AssertionError after ``deadline``
+    seconds. ``values`` gives every value written, shared with ``request`` so that no
+    value is written twice. Returns (kill -> first request served, requests refused).
+    """
+    served_at, refused = None, 0
+    while served_at is None or not all_served(users, next(values)):
+        assert time.monotonic() - killed < deadline, "the users were not served again"
+        between()
+        for user in users:
+            served = request(user)
+            refused += not served
+            if served and served_at is None:
+                served_at = time.monotonic()
+    return served_at - killed, refused
