@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from tests.redis_stats import CommandCounter
 from tests.servers import (
@@ -20,6 +21,7 @@ from tests.servers import (
     find_server_binary,
     server_version,
 )
+from tests.topologies import ClusterWithReplicas, started
 
 
 def pytest_report_header() -> str:
@@ -119,3 +121,16 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
             errors.append(exc)
     if errors:
         raise errors[0]
+
+
+@pytest.fixture(scope="module")
+def cluster_deployment() -> Iterator[ClusterWithReplicas]:
+    """A three-master Redis Cluster without replicas (tests/topologies.py), per module."""
+    yield from started(ClusterWithReplicas, replicas=0)
+
+
+@pytest.fixture
+def cluster(cluster_deployment: ClusterWithReplicas) -> RedisCluster:
+    """A ``RedisCluster`` client of the module's cluster, emptied first."""
+    cluster_deployment.flush()
+    return cluster_deployment.client

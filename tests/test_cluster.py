@@ -1,7 +1,7 @@
 """On a real three-node Redis Cluster: every operation touches one key, so all work.
 
-The cluster (``tests/topologies.py``: three masters without replicas) is started once
-for this module and emptied before each test; the application gets a redis-py
+The cluster (the ``cluster`` fixture of conftest.py: three masters without replicas) is
+started once for this module and emptied before each test; the application gets a redis-py
 ``RedisCluster`` client through ``redis_client_callable``.
 The lock operations of ``persistence = lock`` touch two keys per call, which must share
 a slot.
@@ -10,7 +10,6 @@ a slot.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,18 +24,6 @@ from pyramid_session_redis.lock import LockedLoad, LockOutcome, acquire_and_load
 from pyramid_session_redis.store import RedisStore, ServerFeatures
 from tests.app import build_wsgi_app
 from tests.test_lock import AWKWARD_KEYS
-from tests.topologies import ClusterWithReplicas, started
-
-
-@pytest.fixture(scope="module")
-def deployment() -> Iterator[ClusterWithReplicas]:
-    yield from started(ClusterWithReplicas, replicas=0)
-
-
-@pytest.fixture
-def cluster(deployment: ClusterWithReplicas) -> RedisCluster:
-    deployment.flush()
-    return deployment.client
 
 
 class ClusterApp:

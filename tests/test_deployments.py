@@ -6,7 +6,8 @@ A request-level smoke test per way of configuring (set, read, invalidate), crede
 kinds, an app started before its Redis, a forked worker (gunicorn ``--preload``), the
 README's ini blocks and the console tool. The request scenarios common to every
 deployment are in test_topologies, the failovers in the test_failover_* modules.
-Sentinel (with credentials), Cluster and shards are started once for this module.
+Sentinel (with credentials), Cluster (conftest's) and shards are started once for this
+module.
 """
 
 from __future__ import annotations
@@ -47,16 +48,12 @@ from tests.topologies import (
 from tests.topology_app import PREFIX, Site, ini_settings, serve
 
 KINDS = ["sentinel", "cluster-nodes", "cluster-url", "shards"]
+FIXTURES = {"sentinel": "sentinel", "cluster": "cluster_deployment", "shards": "shards"}
 
 
 @pytest.fixture(scope="module")
 def sentinel() -> Iterator[Topology]:
     yield from started(SentinelSet, credentials=True)
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Topology]:
-    yield from started(ClusterWithReplicas, replicas=0)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +87,7 @@ def deploy(request: pytest.FixtureRequest) -> Any:
     """``deploy(kind)``: the module's deployment of that kind, emptied."""
 
     def deploy(kind: str) -> Deployment:
-        topology: Topology = request.getfixturevalue(kind.split("-")[0])
+        topology: Topology = request.getfixturevalue(FIXTURES[kind.split("-")[0]])
         topology.flush()
         options = {}
         if kind == "cluster-url":
