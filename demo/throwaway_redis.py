@@ -115,12 +115,14 @@ def find_server_binary(environ: Mapping[str, str] | None = None) -> str:
     )
 
 
-def ping(port: int, host: str = HOST, timeout: float = 1.0) -> bool:
-    """True when the server on ``host:port`` answers ``PING`` with ``+PONG``."""
+def ping(
+    port: int, host: str = HOST, timeout: float = 1.0, replies: tuple[bytes, ...] = (b"+PONG",)
+) -> bool:
+    """True when the server on ``host:port`` answers ``PING`` with one of ``replies``."""
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
             sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            return sock.recv(64).startswith(replies)
     except OSError:
         return False
 

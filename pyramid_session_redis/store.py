@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import ClusterError, NoScriptError, RedisError, ResponseError
 
 from .channel import CommandChannel
 from .exceptions import SessionBackendError
@@ -180,6 +181,33 @@ INDEX_UPDATE = Script(INDEX_UPDATE_SCRIPT, hashlib.sha1(INDEX_UPDATE_SCRIPT.enco
 INDEX_ENTRIES = Script(
     INDEX_ENTRIES_SCRIPT, hashlib.sha1(INDEX_ENTRIES_SCRIPT.encode()).hexdigest()
 )
+
+
+# Redis Cluster: while a slot migrates, a command on several of its keys (a script on a
+# session and its lock, or on the old and new id of regenerate_id()) is refused with
+# TRYAGAIN as long as some of those keys are on one node and some not there (yet).
+# redis-py's RedisCluster retries for about 0.4 s, then raises ClusterError("TTL
+# exhausted."), exactly that class, raised only when every attempt was refused (MOVED,
+# ASK, TRYAGAIN), so the command never ran: it is sent again after a pause, for at most
+# this many seconds, so that a slowly migrating slot delays such requests, not fail them.
+SLOT_MIGRATION_PATIENCE = 5.0
+SLOT_MIGRATION_PAUSE = 0.05
+
+
+def _patient(call: Callable[[], Any]) -> Any:
+    """``call()``, sent again while a Cluster slot migration refuses it (see above)."""
+    deadline = None
+    while True:
+        try:
+            return call()
+        except ClusterError as exc:
+            if type(exc) is not ClusterError:  # ClusterDownError and others: not ours
+                raise
+            now = time.monotonic()
+            deadline = deadline or now + SLOT_MIGRATION_PATIENCE
+            if now >= deadline:
+                raise
+            time.sleep(SLOT_MIGRATION_PAUSE)
 
 
 class ServerFeatures:
@@ -426,12 +454,20 @@ class RedisStore:
     def _script(
         self, script: Script, keys: tuple[str, ...], args: tuple[Any, ...], action: str
     ) -> Any:
-        """EVALSHA, or EVAL when the server does not have the script cached."""
+        """EVALSHA, or EVAL when the server does not have the script cached.
+
+        A script on several keys waits for a Cluster slot migration (:func:`_patient`).
+        """
         with _backend_errors(action):
-            try:
-                return self.channel.execute("EVALSHA", script.sha, len(keys), *keys, *args)
-            except NoScriptError:
-                return self.channel.execute("EVAL", script.text, len(keys), *keys, *args)
+            if len(keys) > 1:
+                return _patient(lambda: self._run_script(script, keys, args))
+            return self._run_script(script, keys, args)
+
+    def _run_script(self, script: Script, keys: tuple[str, ...], args: tuple[Any, ...]) -> Any:
+        try:
+            return self.channel.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return self.channel.execute("EVAL", script.text, len(keys), *keys, *args)
 
 
 def _compared(result: Any) -> tuple[CasOutcome, bytes | None]:

@@ -16,6 +16,7 @@ from pyramid.request import Request
 from pyramid.response import Response
 
 from pyramid_session_redis import RedisSessionFactory
+from pyramid_session_redis.exceptions import SessionBackendError
 
 SECRET = "test-secret"
 View = Callable[[Request], Any]
@@ -132,9 +133,34 @@ def error_view(exc: Exception, request: Request) -> Response:
     return response
 
 
+def unavailable(exc: Exception, request: Request | None = None) -> Response:
+    """503 ``{"error": "SessionBackendError"}``: an exception view, and the middleware's."""
+    response = Response(json.dumps({"error": type(exc).__name__}), status=503)
+    response.content_type = "application/json"
+    return response
+
+
+class BackendErrorsAre503:
+    """WSGI middleware: a ``SessionBackendError`` raised by the end-of-request save (after
+    the views ran, out of exception views' reach) becomes a 503, as the README advises."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        try:
+            return self.app(environ, start_response)
+        except SessionBackendError as exc:
+            return unavailable(exc)(environ, start_response)
+
+
 def build_wsgi_app(
-    session_factory: Any, extra_views: Mapping[str, View] | None = None, error_views: bool = True
+    session_factory: Any,
+    extra_views: Mapping[str, View] | None = None,
+    error_views: bool = True,
+    configure: Callable[[Configurator], None] | None = None,
 ) -> Any:
+    """The application; ``configure(config)`` may add to it (e.g. exception views)."""
     with Configurator() as config:
         config.set_session_factory(session_factory)
         for name, view in {**VIEWS, **(extra_views or {})}.items():
@@ -142,6 +168,8 @@ def build_wsgi_app(
             config.add_view(_wrap(view), route_name=name)
         if error_views:
             config.add_view(error_view, context=RuntimeError)
+        if configure is not None:
+            configure(config)
         return config.make_wsgi_app()
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from tests.redis_stats import CommandCounter
 from tests.servers import (
@@ -22,6 +23,7 @@ from tests.servers import (
     describe_server,
     find_server_binary,
 )
+from tests.topologies import ClusterWithReplicas, started
 
 
 def pytest_report_header() -> str:
@@ -121,3 +123,16 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
             errors.append(exc)
     if errors:
         raise errors[0]
+
+
+@pytest.fixture(scope="module")
+def cluster_deployment() -> Iterator[ClusterWithReplicas]:
+    """A three-master Redis Cluster without replicas (tests/topologies.py), per module."""
+    yield from started(ClusterWithReplicas, replicas=0)
+
+
+@pytest.fixture
+def cluster(cluster_deployment: ClusterWithReplicas) -> RedisCluster:
+    """A ``RedisCluster`` client of the module's cluster, emptied first."""
+    cluster_deployment.flush()
+    return cluster_deployment.client

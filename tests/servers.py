@@ -102,6 +102,7 @@ class _PingingExecutor(RedisExecutor):
         runtime_dir: Path,
         extra_args: Sequence[str],
         startup_timeout: int,
+        config_file: Path | None = None,
     ) -> None:
         super().__init__(
             executable=binary,
@@ -113,7 +114,9 @@ class _PingingExecutor(RedisExecutor):
             datadir=runtime_dir,
             startup_timeout=startup_timeout,
         )
-        self.command_parts = [*self.command_parts, *extra_args]
+        # A configuration file must come first (Sentinel needs one, and rewrites it).
+        leading = [str(config_file)] if config_file is not None else []
+        self.command_parts = [binary, *leading, *self.command_parts[1:], *extra_args]
         self.command = shlex.join(self.command_parts)
 
     @property
@@ -122,7 +125,8 @@ class _PingingExecutor(RedisExecutor):
         return Version(".".join(str(part) for part in server_version(self.executable)))
 
     def after_start_check(self) -> bool:
-        return ping(self.port, self.host)
+        # NOAUTH: up, its default user has a password (a Sentinel with credentials)
+        return ping(self.port, self.host, replies=(b"+PONG", b"-NOAUTH"))
 
 
 class RedisServerProcess:
@@ -133,6 +137,8 @@ class RedisServerProcess:
     ``persistence_dir`` turns on ``appendonly yes`` (fsync always) with the data kept
     in that directory, so keys survive :meth:`restart` and even :meth:`kill`.
     Without it, nothing is persisted (``save ""``, ``appendonly no``).
+    ``config_file`` is passed first on the command line (e.g. a Sentinel's
+    configuration, with ``extra_args=["--sentinel"]``).
     """
 
     def __init__(
@@ -143,8 +149,10 @@ class RedisServerProcess:
         extra_args: Sequence[str] = (),
         persistence_dir: str | os.PathLike[str] | None = None,
         startup_timeout: int = 30,
+        config_file: Path | None = None,
     ) -> None:
         self.binary = binary or find_server_binary()
+        self.config_file = config_file
         self.version = server_version(self.binary)
         self.extra_args = list(extra_args)
         self.persistence_dir = Path(persistence_dir) if persistence_dir is not None else None
@@ -225,7 +233,12 @@ class RedisServerProcess:
         for attempt in range(attempts):
             port = self._requested_port or port_for.select_random()
             executor = _PingingExecutor(
-                self.binary, port, self._runtime_dir, self._server_args(), self.startup_timeout
+                self.binary,
+                port,
+                self._runtime_dir,
+                self._server_args(),
+                self.startup_timeout,
+                self.config_file,
             )
             try:
                 self._start(executor)

@@ -29,7 +29,6 @@ from pyramid_session_redis.codec import SessionRecord
 from pyramid_session_redis.integrity import codec_for_key
 from tests.app import SECRET, make_app
 from tests.redis_stats import CommandCounter
-from tests.test_cluster import cluster  # noqa: F401 - the three-node Cluster fixture
 
 PREFIX = "app1:"
 # ~19 KB of hex, which compresses to about half
@@ -366,14 +365,14 @@ def test_purge_leaves_undecodable_values_alone(
 
 
 @pytest.fixture
-def cluster_url(cluster: RedisCluster) -> Iterator[str]:  # noqa: F811 - the fixture
+def cluster_url(cluster: RedisCluster) -> Iterator[str]:
     node = cluster.get_primaries()[0]
     yield f"redis://{node.host}:{node.port}/0"
 
 
 def test_every_command_works_on_a_cluster(
     capsys: pytest.CaptureFixture[str],
-    cluster: RedisCluster,  # noqa: F811 - the fixture
+    cluster: RedisCluster,
     cluster_url: str,
 ) -> None:
     factory = RedisSessionFactory(SECRET)
@@ -413,7 +412,7 @@ def cluster_client(request: Any, **options: Any) -> RedisCluster:
 
 def test_an_ini_with_a_cluster_client_callable(
     capsys: pytest.CaptureFixture[str],
-    cluster: RedisCluster,  # noqa: F811 - the fixture
+    cluster: RedisCluster,
     cluster_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

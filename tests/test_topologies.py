@@ -1,381 +1,185 @@
-"""Sentinel, Cluster and shards configured from ini settings alone, on real servers.
+"""The same request-level scenarios on every deployment, each configured from ini alone.
 
-A request-level smoke test for each (set, read, invalidate), the start-up of an app
-whose Redis is not up yet, and a forked worker (gunicorn ``--preload``). The failover
-scenarios live in the test_failover_* modules.
+One server (``redis_url``), Sentinel (``sentinels``, ``sentinel_service``: a master, a
+replica, three Sentinels), Cluster (``cluster_nodes``: three masters) and client-side
+shards (``shards``: three servers, one of weight 2). Each topology is started once for
+this module (see tests/topologies.py). Command counts are taken on the node that holds
+the session's key, from the server's own statistics.
 """
 
 from __future__ import annotations
 
-import configparser
-import dataclasses
+import contextlib
 import json
-import os
-import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import webtest
-from pyramid.config import Configurator
-from redis.cluster import RedisCluster
+from pyramid.request import Request
 
-from pyramid_session_redis.channel import LazyChannel
-from pyramid_session_redis.factory import SessionFactory, session_factory_from_settings
-from pyramid_session_redis.keys import slot_of
-from pyramid_session_redis.sharding import parse_shards, slot_table
-from tests.app import SECRET, build_wsgi_app
-from tests.servers import HOST, ServerFactory, find_server_binary
-from tests.test_cli import run
-from tests.test_readme import README
-from tests.test_sharding import BackendErrorsAre503
-from tests.test_tls import certs  # noqa: F401 - the session's certificates
-from tests.tls import Certificates, start_tls_redis
-from tests.topologies import (
-    DATA_PASSWORD,
-    DATA_USER,
-    SENTINEL_PASSWORD,
-    SENTINEL_USER,
-    SERVICE,
-    SentinelSetup,
-    free_cluster_ports,
-    start_cluster,
-    start_sentinel_setup,
-)
+from tests.redis_stats import CommandCounter
+from tests.test_user_index import VIEWS as USER_VIEWS
+from tests.topologies import ClusterWithReplicas, SentinelSet, Shards, SingleServer, Topology
+from tests.topology_app import Site, topology_app
 
-KINDS = ["sentinel", "cluster-nodes", "cluster-url", "shards"]
+KINDS: dict[str, Callable[[], Topology]] = {
+    "single": SingleServer,
+    "sentinel": SentinelSet,
+    "cluster": lambda: ClusterWithReplicas(replicas=0),
+    "shards": Shards,
+}
 
 
-@dataclasses.dataclass
-class Deployment:
-    """A running deployment: its ini settings and a way to look at its keys."""
-
-    settings: dict[str, str]
-    holds: Callable[[str], bool]  # whether the deployment holds a key, asked directly
-    start_late: Callable[[], None] = lambda: None  # see ``deployment(..., late=True)``
-
-    def factory(self) -> SessionFactory:
-        return session_factory_from_settings(self.settings)
-
-    def app(self) -> webtest.TestApp:
-        return webtest.TestApp(BackendErrorsAre503(build_wsgi_app(self.factory())))
-
-
-def ini(**options: str) -> dict[str, str]:
-    options.setdefault("secret", SECRET)
-    return {f"redis.sessions.{name}": value for name, value in options.items()}
+@pytest.fixture(scope="module", params=list(KINDS))
+def topology(request: pytest.FixtureRequest) -> Iterator[Topology]:
+    deployment = KINDS[request.param]()
+    try:
+        yield deployment
+    finally:
+        deployment.close()
 
 
 @pytest.fixture
-def deploy(server_factory: ServerFactory, tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
-    """``deploy(kind, late=False)``: the deployment; with ``late`` its servers (the
-    sentinels, the cluster) start only when ``start_late()`` is called."""
-    setups: list[SentinelSetup] = []
-    clients: list[Any] = []
-
-    def deploy(kind: str, late: bool = False) -> Deployment:
-        if kind == "sentinel":
-            setup = start_sentinel_setup(server_factory, tmp_path, start=not late)
-            setups.append(setup)
-            master = setup.data_client(setup.master)
-            clients.append(master)
-            settings = ini(
-                sentinels=setup.sentinel_addresses,
-                sentinel_service=SERVICE,
-                sentinel_username=SENTINEL_USER,
-                sentinel_password=SENTINEL_PASSWORD,
-                redis_username=DATA_USER,
-                redis_password=DATA_PASSWORD,
-            )
-            return Deployment(settings, lambda key: bool(master.exists(key)), setup.start_sentinels)
-        if kind.startswith("cluster"):
-            ports = free_cluster_ports() if late else None
-            cluster: list[RedisCluster] = []
-
-            def start() -> None:
-                nodes = start_cluster(server_factory, tmp_path, ports)
-                cluster.append(RedisCluster(host=HOST, port=nodes[0].port))
-                clients.append(cluster[0])
-
-            if not late:
-                start()
-                ports = [node.port for node in cluster[0].get_primaries()]
-
-            assert ports is not None
-            nodes = " ".join(f"{HOST}:{port}" for port in ports)
-            url = f"redis://{HOST}:{ports[1]}/0"
-            settings = ini(cluster_nodes=url if kind == "cluster-url" else nodes)
-            return Deployment(settings, lambda key: bool(cluster[0].exists(key)), start)
-        assert kind == "shards"
-        servers = [server_factory() for _ in range(3)]
-        spec = " ".join(f"{server.url}={n + 1}" for n, server in enumerate(servers))
-        table = slot_table(parse_shards(spec))
-        return Deployment(
-            ini(shards=spec),
-            lambda key: bool(servers[table[slot_of(key)]].client().exists(key)),
-        )
-
-    yield deploy
-    for client in clients:
-        client.close()
-    for setup in setups:
-        setup.stop()
+def site(topology: Topology) -> Callable[..., Site]:
+    """``site(**ini_options)``: the test app on the emptied topology."""
+    topology.flush()
+    return lambda **options: topology_app(topology, VIEWS, **options)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_sessions_set_read_and_invalidate_from_ini_settings(
-    deploy: Callable[..., Deployment], kind: str
+class Meddler:
+    """A view that loads the session, runs ``meddle()`` (another request), then writes."""
+
+    def __init__(self) -> None:
+        self.meddle: Callable[[], Any] = lambda: None
+
+    def __call__(self, request: Request) -> Any:
+        request.session.get("mine")
+        outcome = self.meddle()
+        request.session["mine"] = 1
+        return outcome
+
+
+MEDDLER = Meddler()
+
+
+def regenerate(request: Request) -> Any:
+    request.session.regenerate_id()
+    return request.session.session_id
+
+
+VIEWS = {**USER_VIEWS, "meddle": MEDDLER, "regenerate": regenerate}
+
+
+def stored_session(topology: Topology, browser: webtest.TestApp) -> tuple[str, Any]:
+    session_id = browser.get("/session_id").json
+    return session_id, topology.node_for(session_id)
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+def test_read_is_one_getex_on_the_node_holding_the_key(
+    site: Callable[..., Site], topology: Topology
 ) -> None:
-    deployment = deploy(kind)
-    app = deployment.app()
-    browsers = [webtest.TestApp(app.app) for _ in range(6)]
-    ids = []
-    for n, browser in enumerate(browsers):
-        browser.get("/set", {"key": "n", "value": json.dumps(n)})
-        ids.append(browser.get("/session_id").json)
-        assert deployment.holds(ids[-1])
-    for n, browser in enumerate(browsers):
-        assert browser.get("/read", {"key": "n"}).json == n
-    browsers[0].get("/invalidate")
-    assert not deployment.holds(ids[0])
-    assert browsers[0].get("/dump").json == {}
-    assert browsers[1].get("/read", {"key": "n"}).json == 1
-
-
-def test_the_sentinel_setup_uses_each_credential(
-    server_factory: ServerFactory, tmp_path: Path
-) -> None:
-    """The sentinels refuse a client without their password; the data nodes' sessions
-    are the ACL user ``redis_username`` names."""
-    setup = start_sentinel_setup(server_factory, tmp_path)
+    browser = site().browser()
+    browser.get("/set", {"key": "a", "value": json.dumps({"x": [1, 2]})})
+    browser.get("/read", {"key": "a"})  # connections and the slot map are ready
+    _, node = stored_session(topology, browser)
+    counter = CommandCounter.for_port(node.port)
     try:
-        anonymous = redis.Redis(host=HOST, port=setup.sentinels[0].port)
-        with pytest.raises(redis.AuthenticationError):
-            anonymous.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
-        factory = session_factory_from_settings(
-            ini(
-                sentinels=setup.sentinel_addresses,
-                sentinel_service=SERVICE,
-                sentinel_username=SENTINEL_USER,
-                sentinel_password=SENTINEL_PASSWORD,
-                redis_username=DATA_USER,
-                redis_password=DATA_PASSWORD,
-                redis_db="3",
-            )
-        )
-        app = webtest.TestApp(build_wsgi_app(factory))
-        app.get("/set", {"key": "k", "value": "1"})
-        master = setup.data_client(setup.master)
-        assert master.execute_command("SELECT", 3) and master.dbsize() == 1
-        users = {c["user"] for c in master.client_list() if c.get("db") == "3"}
-        assert DATA_USER in users
+        with counter.measure() as read:
+            assert browser.get("/read", {"key": "a"}).json == {"x": [1, 2]}
     finally:
-        setup.stop()
+        counter.close()
+    assert read.counts == {"getex": 1}
 
 
-@pytest.mark.parametrize("kind", ["sentinel", "cluster-nodes"])
-def test_an_app_starts_before_its_redis_and_recovers(
-    deploy: Callable[..., Deployment], kind: str
-) -> None:
-    """Nothing is contacted at start-up: requests get the typed error (a 503 here)
-    while the servers are down, and work once they are up."""
-    deployment = deploy(kind, late=True)
-    app = deployment.app()  # the factory is built: no server answers yet
-    assert app.get("/set", {"key": "k", "value": "1"}, status=503).status_int == 503
-    assert app.get("/untouched").json == "untouched"
-    deployment.start_late()
-    app.get("/set", {"key": "k", "value": "1"})
-    assert app.get("/read", {"key": "k"}).json == 1
+def test_write_then_read_in_a_new_request(site: Callable[..., Site]) -> None:
+    browser = site().browser()
+    browser.get("/set", {"key": "a", "value": "1"})
+    browser.get("/incr", {"key": "n", "by": "5"})
+    browser.get("/set", {"key": "a", "value": "2"})
+    assert browser.get("/dump").json == {"a": 2, "n": 5}
 
 
-@pytest.mark.parametrize("kind", ["sentinel", "cluster-nodes", "shards"])
-def test_a_forked_worker_uses_sessions_and_the_parent_keeps_working(
-    deploy: Callable[..., Deployment], kind: str
-) -> None:
-    deployment = deploy(kind)
-    app = deployment.app()  # built before the fork, as gunicorn --preload does
-    app.get("/set", {"key": "who", "value": json.dumps("parent")})  # connections open
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: a session of its own and the parent's, then leave at once
-        code = 1
-        try:
-            child = webtest.TestApp(app.app)
-            child.get("/set", {"key": "who", "value": json.dumps("child")})
-            seen = [child.get("/read", {"key": "who"}).json, app.get("/read", {"key": "who"}).json]
-            os.write(write_end, json.dumps([seen, child.get("/session_id").json]).encode())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        reported = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, reported
-    seen, child_id = json.loads(reported)
-    assert seen == ["child", "parent"]
-    assert app.get("/read", {"key": "who"}).json == "parent"  # the parent's connections
-    assert deployment.holds(child_id)
-    app.get("/set", {"key": "who", "value": json.dumps("parent again")})
-    assert app.get("/read", {"key": "who"}).json == "parent again"
-
-
-# --------------------------------------------------------------------------- the README
-
-
-def readme_block(kind: str) -> dict[str, str]:
-    """The ``[app:main]`` settings of the README's ``ini KIND`` block."""
-    text = README.split(f"```ini {kind}\n", 1)[1].split("```", 1)[0]
-    parser = configparser.ConfigParser()
-    parser.read_string(text)
-    return dict(parser["app:main"])
-
-
-@pytest.mark.parametrize(
-    ("block", "kind", "not_ours"),
-    [
-        ("sentinel", "sentinel", ()),
-        # the suite's cluster has no ACL users
-        ("cluster", "cluster-nodes", ("redis_username", "redis_password")),
-        ("shards", "shards", ()),
-    ],
-)
-def test_the_readme_deployment_blocks_work(
-    deploy: Callable[..., Deployment], block: str, kind: str, not_ours: tuple[str, ...]
-) -> None:
-    """Each block builds a factory as written (nothing is contacted at start-up), and
-    serves sessions once its addresses and credentials are the suite's servers'."""
-    settings = readme_block(block)
-    assert session_factory_from_settings(settings).settings.topology == kind.split("-")[0]
-    deployment = deploy(kind)
-    for name in not_ours:
-        del settings[f"redis.sessions.{name}"]
-    ours = {key for key in settings if key.startswith("redis.sessions.")}
-    assert ours - set(deployment.settings) <= {"redis.sessions.redis_db"}  # all replaced
-    with Configurator(settings={**settings, **deployment.settings}) as config:
-        config.include(settings["pyramid.includes"])
-        config.add_route("incr", "/incr")
-        config.add_view(
-            lambda request: request.session.incr("n"), route_name="incr", renderer="json"
-        )
-        app = webtest.TestApp(config.make_wsgi_app())
-    assert [app.get("/incr").json for _ in range(3)] == [1, 2, 3]
-
-
-# --------------------------------------------------------------------------- the console tool
-
-
-@pytest.mark.parametrize("kind", ["sentinel", "cluster-nodes", "shards"])
-def test_the_console_tool_reads_a_deployments_ini(
-    deploy: Callable[..., Deployment],
-    kind: str,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    deployment = deploy(kind)
-    app = deployment.app()
-    for n in range(5):
-        webtest.TestApp(app.app).get("/set", {"key": "n", "value": str(n)})
-    lines = ["[app:main]", "use = call:tests.test_cli:wsgi_app"]
-    lines += [f"{key} = {value}" for key, value in deployment.settings.items()]
-    ini_file = tmp_path / "app.ini"
-    ini_file.write_text("\n".join(lines) + "\n")
-    code, out, err = run(capsys, "-c", str(ini_file), "stats", "--json")
-    if kind == "shards":
-        assert code == 2 and "run it with --redis-url set to each shard's URL" in err
-        return
-    assert code == 0, err
-    report = json.loads(out)
-    assert (report["nodes"], report["count"]) == (3 if kind.startswith("cluster") else 1, 5)
-
-
-# --------------------------------------------------------------------------- TLS
-
-
-def test_tls_to_the_sentinels_with_sentinel_ssl(
-    server_factory: ServerFactory,
-    tmp_path: Path,
-    certs: Certificates,  # noqa: F811 - the fixture
-) -> None:
-    """The sentinels listen with TLS only; the data nodes without (``redis_ssl`` is theirs)."""
-    setup = start_sentinel_setup(server_factory, tmp_path, certs=certs)
+def test_two_concurrent_requests_on_distinct_keys_both_land(site: Callable[..., Site]) -> None:
+    app = site()
+    mine, other = app.browser(), app.browser()
+    mine.get("/set", {"key": "theirs", "value": "0"})
+    other.set_cookie("session", mine.cookies["session"])
+    MEDDLER.meddle = lambda: other.get("/set", {"key": "theirs", "value": "1"}).json
     try:
-        settings = ini(
-            sentinels=setup.sentinel_addresses,
-            sentinel_service=SERVICE,
-            sentinel_username=SENTINEL_USER,
-            sentinel_password=SENTINEL_PASSWORD,
-            sentinel_ssl="true",
-            redis_ssl_ca_certs=str(certs.ca),
-            redis_username=DATA_USER,
-            redis_password=DATA_PASSWORD,
-        )
-        app = webtest.TestApp(build_wsgi_app(session_factory_from_settings(settings)))
-        app.get("/set", {"key": "k", "value": "1"})
-        assert app.get("/read", {"key": "k"}).json == 1
-        assert setup.data_client(setup.master).dbsize() == 1
-        plain = {  # no TLS: the sentinels' TLS port does not answer
-            key: value for key, value in settings.items() if "ssl" not in key
-        }
-        refused = webtest.TestApp(
-            BackendErrorsAre503(build_wsgi_app(session_factory_from_settings(plain)))
-        )
-        assert refused.get("/set", {"key": "k", "value": "1"}, status=503)
+        mine.get("/meddle")
     finally:
-        setup.stop()
+        MEDDLER.meddle = lambda: None
+    assert mine.get("/dump").json == {"theirs": 1, "mine": 1}
 
 
-def test_shards_mix_tls_plain_and_unix_socket_servers(
-    server_factory: ServerFactory,
-    certs: Certificates,  # noqa: F811 - the fixture
+def test_invalidate_deletes_the_key_and_expires_the_cookie(
+    site: Callable[..., Site], topology: Topology
 ) -> None:
-    """The certificate options apply to the rediss:// shards only; sessions are made
-    until every shard holds some."""
-    secure = start_tls_redis(server_factory, certs, client_auth=False, binary=find_server_binary())
-    with secure:
-        plain, local = server_factory(), server_factory()
-        shards = f"{secure.url()} {plain.url} unix://{local.unix_socket}?db=0"
-        settings = ini(shards=shards, redis_ssl_ca_certs=str(certs.ca))
-        deployment = Deployment(settings, lambda key: False)
-        servers = (secure.plain, plain, local)
-        made: list[webtest.TestApp] = []
-        while len(made) < 12 or min(server.client().dbsize() for server in servers) == 0:
-            assert len(made) < 300  # a shard without sessions after 300: (2/3)**300
-            browser = deployment.app()
-            browser.get("/set", {"key": "n", "value": str(len(made))})
-            made.append(browser)
-        assert sum(server.client().dbsize() for server in servers) == len(made)
-        assert [b.get("/read", {"key": "n"}).json for b in made] == list(range(len(made)))
+    browser = site().browser()
+    browser.get("/set", {"key": "a", "value": "1"})
+    session_id, node = stored_session(topology, browser)
+    response = browser.get("/invalidate")
+    assert "Max-Age=0" in response.headers["Set-Cookie"]
+    with contextlib.closing(node.client()) as client:
+        assert client.exists(session_id) == 0
+    assert browser.get("/dump").json == {}
 
 
-def test_concurrent_first_requests_build_one_cluster_client(
-    deploy: Callable[..., Deployment],
+def test_regenerate_id_moves_the_data_and_removes_the_old_key(
+    site: Callable[..., Site], topology: Topology
 ) -> None:
-    deployment = deploy("cluster-nodes")
-    factory = deployment.factory()
-    lazy = factory.store_for(None).channel  # type: ignore[attr-defined]
-    assert isinstance(lazy, LazyChannel)
-    built: list[Any] = []
-    real_build = lazy._build
-    start = threading.Barrier(8)
+    browser = site().browser()
+    browser.get("/set", {"key": "a", "value": "1"})
+    old_id, old_node = stored_session(topology, browser)
+    new_id = browser.get("/regenerate").json
+    assert new_id != old_id and browser.get("/session_id").json == new_id
+    with contextlib.closing(old_node.client()) as client:
+        assert client.exists(old_id) == 0
+    assert topology.node_for(new_id) is old_node  # one node: the move is one script
+    assert browser.get("/dump").json == {"a": 1}
 
-    def counting_build() -> Any:
-        client = real_build()
-        built.append(client)
-        return client
 
-    lazy._build = counting_build
-    app = webtest.TestApp(build_wsgi_app(factory))
+def test_lock_mode_serializes_a_sessions_requests(site: Callable[..., Site]) -> None:
+    app = site(persistence="lock", lock_wait="0.2")
+    mine, other = app.browser(), app.browser()
+    mine.get("/set", {"key": "a", "value": "1"})
+    other.set_cookie("session", mine.cookies["session"])
+    MEDDLER.meddle = lambda: other.get("/set", {"key": "a", "value": "2"}, expect_errors=True)
+    try:
+        blocked = mine.get("/meddle")  # holds the lock while the other request waits
+    finally:
+        MEDDLER.meddle = lambda: None
+    assert blocked.status_int == 200
+    assert mine.get("/dump").json == {"a": 1, "mine": 1}  # the other one never wrote
+    assert other.get("/set", {"key": "a", "value": "3"}).status_int == 200  # lock released
+    assert mine.get("/dump").json == {"a": 3, "mine": 1}
 
-    def first_request(n: int) -> Any:
-        browser = webtest.TestApp(app.app)
-        start.wait(10)
-        browser.get("/set", {"key": "n", "value": str(n)})
-        return browser.get("/read", {"key": "n"}).json
 
-    with ThreadPoolExecutor(8) as pool:
-        assert sorted(pool.map(first_request, range(8))) == list(range(8))
-    assert len(built) == 1 and lazy.client is built[0]
+def test_a_read_slides_the_ttl(site: Callable[..., Site], topology: Topology) -> None:
+    browser = site(timeout="300").browser()
+    browser.get("/set", {"key": "a", "value": "1"})
+    session_id, node = stored_session(topology, browser)
+    with contextlib.closing(node.client()) as client:
+        client.expire(session_id, 10)
+        assert browser.get("/read", {"key": "a"}).json == 1
+        assert 290 < client.ttl(session_id) <= 300
+
+
+def test_log_out_everywhere_across_the_deployment(site: Callable[..., Site]) -> None:
+    app = site()
+    alices = [app.browser() for _ in range(4)]
+    for browser in alices:
+        browser.get("/set", {"key": "cart", "value": "[]"})
+        browser.get("/login", {"user": "alice"})
+    bob = app.browser()
+    bob.get("/login", {"user": "bob"})
+    assert len(alices[0].get("/sessions", {"user": "alice"}).json) == 4
+    assert alices[0].get("/revoke", {"user": "alice", "keep": "1"}).json == 3
+    assert [b.get("/whoami").json for b in alices] == ["alice", None, None, None]
+    assert bob.get("/whoami").json == "bob"
+    assert alices[0].get("/revoke", {"user": "alice"}).json == 1
+    assert alices[0].get("/whoami").json is None

@@ -22,13 +22,10 @@ from redis.cluster import RedisCluster
 from pyramid_session_redis import RedisSessionFactory
 from pyramid_session_redis.exceptions import InvalidSession, SessionGone
 from pyramid_session_redis.user_index import index_key
-from tests import test_cluster
 from tests.app import SECRET, build_wsgi_app
 from tests.test_concurrency import EVENT_TIMEOUT, Gate, joined, run_in_thread
 from tests.test_user_index import VIEWS, index
 from tests.wsgi_server import HttpClient, LiveServer, is_expiry
-
-cluster = test_cluster.cluster  # the three-node cluster fixture
 
 
 def held(gate: Gate) -> Any:
