@@ -287,6 +287,9 @@ class SessionWriter:
                 continue
             plain = codec.encode_plain(merged)
             if plain == fresh_plain and target is None:  # our changes are in Redis already
+                expiry = ttl()
+                if expiry is not None:  # the skipped write would have set our TTL
+                    store.refresh(key, expiry)
                 state.mark_persisted(current, plain)
                 self._report(conflicts)
                 return Saved.WRITTEN

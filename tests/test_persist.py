@@ -441,6 +441,27 @@ def test_changes_already_in_redis_are_not_written_again(
     assert conflicts == []
 
 
+def test_changes_already_in_redis_still_get_this_requests_ttl(
+    client: redis.Redis, redis_client: redis.Redis
+) -> None:
+    """The write that is skipped would have set the TTL this request asked for
+    (``adjust_session_timeout()``): one EXPIRE sets it instead."""
+    state = loaded(redis_client, {"k": "base"})
+    state.assign("k", "same")
+    rival = Rival(redis_client)
+    store = RivalStore(client, rival.first(k="same"))  # the rival's write: TTL seconds
+    session_writer, _, _ = writer(store)
+    longer = 5 * TTL
+
+    saved = session_writer.save(
+        state, KEY, CODEC.encode_plain(state.record), lambda: longer, lock=None
+    )
+
+    assert saved is Saved.WRITTEN
+    assert store.attempts == [CasOutcome.CONFLICT]
+    assert longer - 5 <= redis_client.ttl(KEY) <= longer
+
+
 def test_a_conflict_already_in_redis_is_still_reported(
     client: redis.Redis, redis_client: redis.Redis
 ) -> None:
