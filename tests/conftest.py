@@ -22,6 +22,7 @@ from tests.servers import (
     ServerNotFoundError,
     describe_server,
     find_server_binary,
+    has_set_ifeq,
 )
 from tests.topologies import ClusterWithReplicas, started
 
@@ -51,15 +52,7 @@ def redis_url(redis_server: RedisServerProcess) -> str:
 @pytest.fixture(scope="session")
 def native_cas(redis_server: RedisServerProcess) -> bool:
     """Whether the session server has ``SET … IFEQ`` (Valkey 8.1+, Redis 8.4+)."""
-    client = redis_server.client()
-    try:
-        client.execute_command("SET", "psr:probe", "x", "IFEQ", "y")
-    except redis.ResponseError:
-        return False
-    finally:
-        client.delete("psr:probe")
-        client.close()
-    return True
+    return has_set_ifeq(redis_server)
 
 
 @pytest.fixture

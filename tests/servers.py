@@ -89,6 +89,19 @@ def describe_server(binary: str) -> str:
     return f"{server_name(binary)} {version} ({binary})"
 
 
+def has_set_ifeq(server: RedisServerProcess) -> bool:
+    """Whether ``server`` has ``SET … IFEQ`` (Valkey 8.1+, Redis 8.4+)."""
+    client = server.client()
+    try:
+        client.execute_command("SET", "psr:probe", "x", "IFEQ", "y")
+    except redis.ResponseError:
+        return False
+    finally:
+        client.delete("psr:probe")
+        client.close()
+    return True
+
+
 # --------------------------------------------------------------------------- processes
 
 
@@ -397,6 +410,7 @@ __all__ = [
     "describe_server",
     "embedded_binary",
     "find_server_binary",
+    "has_set_ifeq",
     "ping",
     "sentinel_process",
     "server_name",

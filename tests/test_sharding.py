@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import redis
 import webtest
 from pyramid.request import Request
 
@@ -33,7 +32,7 @@ from pyramid_session_redis.sharding import Shard, parse_shards, slot_table
 from pyramid_session_redis.user_index import index_key
 from tests.app import SECRET, BackendErrorsAre503, build_wsgi_app
 from tests.redis_stats import CommandCounter
-from tests.servers import RedisServerProcess, ServerFactory, embedded_binary
+from tests.servers import RedisServerProcess, ServerFactory, embedded_binary, has_set_ifeq
 from tests.test_user_index import VIEWS as USER_VIEWS
 
 SLOTS = 16384
@@ -290,18 +289,6 @@ def test_shards_of_different_abilities_each_work(server_factory: ServerFactory) 
         assert counter.counts() == {"get": 1, "expire": 1}  # one pipelined round trip
     finally:
         counter.close()
-
-
-def has_set_ifeq(server: RedisServerProcess) -> bool:
-    client = server.client()
-    try:
-        client.execute_command("SET", "psr:probe", "x", "IFEQ", "y")
-    except redis.ResponseError:
-        return False
-    finally:
-        client.delete("psr:probe")
-        client.close()
-    return True
 
 
 def test_shards_with_and_without_set_ifeq_each_work(server_factory: ServerFactory) -> None:
