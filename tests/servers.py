@@ -21,7 +21,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -338,53 +337,6 @@ class RedisServerProcess:
         return f"<RedisServerProcess {self.binary} v{'.'.join(map(str, self.version))} {where}>"
 
 
-@contextlib.contextmanager
-def sentinel_process(
-    binary: str, master_port: int, directory: Path, master_name: str = "sessions"
-) -> Iterator[int]:
-    """A Sentinel (``BINARY CONFIG --sentinel``) watching the master on ``master_port``.
-
-    Yields its port. Sentinel needs a config file it can rewrite, kept in ``directory``;
-    a quorum of one lets this single Sentinel fail the master over on its own.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    for _attempt in range(3):  # the picked port may be taken before the server binds it
-        port = port_for.select_random()
-        config = directory / f"sentinel-{port}.conf"
-        config.write_text(
-            f"port {port}\nbind {HOST}\ndir {directory}\n"
-            f"logfile {directory / f'sentinel-{port}.log'}\n"
-            f"sentinel monitor {master_name} {HOST} {master_port} 1\n"
-            f"sentinel down-after-milliseconds {master_name} 2000\n"
-            f"sentinel failover-timeout {master_name} 10000\n"
-        )
-        process = subprocess.Popen(
-            [binary, str(config), "--sentinel"], stdin=subprocess.DEVNULL, cwd=directory
-        )
-        try:
-            if _wait_for_ping(process, port):
-                yield port
-                return
-        finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-    raise ServerStartError(f"{binary} --sentinel did not start; see {directory}")
-
-
-def _wait_for_ping(process: subprocess.Popen[bytes], port: int, timeout: float = 30) -> bool:
-    """Whether ``process`` answers PING on ``port`` within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        if ping(port):
-            return True
-        time.sleep(0.05)
-    return False
-
-
 class ServerFactory(Protocol):
     """Type of the ``server_factory`` fixture: starts a private server, stopped at teardown."""
 
@@ -412,7 +364,6 @@ __all__ = [
     "find_server_binary",
     "has_set_ifeq",
     "ping",
-    "sentinel_process",
     "server_name",
     "server_version",
 ]

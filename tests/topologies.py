@@ -300,6 +300,14 @@ class SentinelSet(Topology):
         self.master.kill()
         return time.monotonic()
 
+    def failover(self) -> float:
+        """Ask one Sentinel to fail over now (``SENTINEL FAILOVER``), the master alive;
+        returns the time of the request (``time.monotonic()``). :meth:`wait_promoted`
+        waits for the outcome."""
+        with contextlib.closing(self.sentinel_client(self.sentinels[0])) as client:
+            client.execute_command("SENTINEL", "FAILOVER", SERVICE)
+        return time.monotonic()
+
     def wait_promoted(self, timeout: float = READY_TIMEOUT) -> None:
         """Until every Sentinel names the replica as master and it says it is one."""
         port = self.replica.port
