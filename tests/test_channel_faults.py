@@ -15,7 +15,6 @@ import sys
 import textwrap
 import threading
 import time
-import warnings
 from typing import Any
 
 import pytest
@@ -138,14 +137,6 @@ def test_a_client_channel_sends_a_pipeline_again_only_when_it_holds_reads_alone(
         with pytest.raises(redis.ConnectionError):
             client_channel(server.url()).execute_many([("GET", "a"), ("DEL", "a")])
         assert server.seen == [b"GET a"]  # and nothing of it again
-
-
-def test_the_cluster_client_resends_nothing_itself() -> None:
-    """redis-py's RedisCluster would resend any command after a connection error."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no deprecated argument on this redis-py
-        options = connection.no_cluster_resends()
-    assert options["retry"].get_retries() == 0
 
 
 # --------------------------------------------------------------------------- hostile replies

@@ -10,14 +10,16 @@ a slot.
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 import pytest
+import redis
 import webtest
 from pyramid.request import Request
 from redis.cluster import RedisCluster
 
-from pyramid_session_redis import RedisSessionFactory
+from pyramid_session_redis import RedisSessionFactory, connection
 from pyramid_session_redis.channel import ClientChannel
 from pyramid_session_redis.exceptions import InvalidSession, SessionGone
 from pyramid_session_redis.lock import LockedLoad, LockOutcome, acquire_and_load, lock_key
@@ -159,3 +161,29 @@ def test_regenerate_id_moves_within_the_slot_on_every_node(
         if n >= 3 and (len(nodes) == 3 or "prefix" in options):
             break
     assert len(nodes) == (1 if "prefix" in options else 3)  # "{shop}:": one slot for all
+
+
+def test_the_factorys_cluster_client_sends_no_command_twice(cluster: RedisCluster) -> None:
+    """redis-py's RedisCluster resends any command after a connection error by default
+    (a write that ran would conflict with itself); the factory's resends nothing
+    (ClientChannel sends reads again itself), with no deprecated argument on this redis-py."""
+    options = connection.no_cluster_resends()
+    node = cluster.get_nodes()[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        client = RedisCluster(host=node.host, port=node.port, **options)
+    try:
+        assert client.set("psr:no-resend", "1")
+        attempts: list[int] = []
+
+        def attempt() -> None:
+            attempts.append(1)
+            raise redis.ConnectionError("dropped")
+
+        with pytest.raises(redis.ConnectionError):
+            options["retry"].call_with_retry(attempt, lambda error: None)
+        assert attempts == [1]
+        assert options.get("cluster_error_retry_attempts", 0) == 0
+    finally:
+        client.delete("psr:no-resend")
+        client.close()
