@@ -166,3 +166,20 @@ def test_a_moved_slot_is_followed_over_tls_to_its_new_master(deploy: Any) -> Non
         assert session_id.encode() not in deployment.sent("plain")
     finally:
         cluster.migrate_slot(slot, source)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_ssl_cert_reqs_none_reaches_every_data_node_connection(
+    deploy: Any,
+    kind: str,
+    certs: Certificates,  # noqa: F811 - the fixture
+) -> None:
+    """With ``redis_ssl_cert_reqs = none`` the CA that refused above is not checked, on
+    the connections to every master (not just the first node asked)."""
+    deployment = deploy(kind)
+    site = deployment.site(redis_ssl_ca_certs=str(certs.other_ca), redis_ssl_cert_reqs="none")
+    made = sessions_on_every_master(site, deployment.topology)
+    assert [browser.get("/read", {"key": "n"}).json for browser, _ in made] == list(
+        range(len(made))
+    )
+    assert not any(session_id.encode() in deployment.sent("plain") for _, session_id in made)
