@@ -13,13 +13,13 @@ themselves is test_deployments' (``sentinel_ssl``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import webtest
 
 from pyramid_session_redis import session_factory_from_settings
 from tests.servers import HOST
@@ -142,7 +142,9 @@ def test_a_refused_tls_handshake_is_the_typed_backend_error(
     refused = deployment.site(**changes).browser()
     response = refused.get("/set", {"key": "n", "value": "1"}, expect_errors=True)
     assert (response.status_int, response.json) == (503, UNAVAILABLE)
-    assert all(node.client().dbsize() == 0 for node in deployment.topology.masters())
+    for node in deployment.topology.masters():
+        with contextlib.closing(node.client()) as client:
+            assert client.dbsize() == 0
     served = deployment.site().browser()
     served.get("/set", {"key": "n", "value": "2"})
     assert served.get("/read", {"key": "n"}).json == 2
