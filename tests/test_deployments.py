@@ -259,7 +259,7 @@ def test_tls_to_the_sentinels_with_sentinel_ssl(
 ) -> None:
     """The sentinels are reached with TLS only; the data nodes without (``redis_ssl`` is
     theirs)."""
-    with contextlib.closing(SentinelSet(credentials=True, certs=certs)) as setup:
+    with contextlib.closing(SentinelSet(credentials=True, sentinel_tls=certs)) as setup:
         settings = ini_settings(setup)
         assert settings[PREFIX + "sentinel_ssl"] == "true"
         app = webtest.TestApp(build_wsgi_app(session_factory_from_settings(settings)))

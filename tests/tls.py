@@ -8,6 +8,7 @@ Certificates are made per test session by ``trustme``: a CA, a server certificat
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import select
 import socket
@@ -51,16 +52,29 @@ def make_certificates(directory: Path) -> Certificates:
     return files
 
 
-class TLSProxy:
-    """Accepts TLS on 127.0.0.1:``port`` and relays the plain bytes to ``backend_port``."""
+TLS_RECORD = 0x16  # the first byte of a TLS handshake record (the ClientHello)
 
-    def __init__(self, backend_port: int, certs: Certificates, client_auth: bool) -> None:
-        self.backend_port = backend_port
+
+class TLSProxy:
+    """Accepts TLS on 127.0.0.1:``port`` and relays the plain bytes to ``backend_port``.
+
+    ``plain_too``: the same port also relays clients that speak plain TCP (told apart by
+    their first byte), so that servers can reach a data node in plain (replicas,
+    sentinels) where the application reaches it with TLS. :attr:`sent` records what
+    clients sent, decrypted, by how they connected (``"tls"``/``"plain"``).
+    """
+
+    def __init__(
+        self, backend_port: int, certs: Certificates, client_auth: bool, plain_too: bool = False
+    ) -> None:
+        self.backend_port, self.plain_too = backend_port, plain_too
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(certs.server_cert, certs.server_key)
         if client_auth:
             self.context.verify_mode = ssl.CERT_REQUIRED
             self.context.load_verify_locations(certs.ca)
+        self.sent: dict[str, bytearray] = {"tls": bytearray(), "plain": bytearray()}
+        self._sent_lock = threading.Lock()
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self.listener.getsockname()[1]
         self.closed = threading.Event()
@@ -72,29 +86,54 @@ class TLSProxy:
                 conn, _ = self.listener.accept()
             except OSError:
                 return
-            threading.Thread(target=self._relay, args=(conn,), daemon=True).start()
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
-    def _relay(self, conn: socket.socket) -> None:
+    def _serve(self, conn: socket.socket) -> None:
+        conn.settimeout(10)
         try:
-            conn.settimeout(10)
-            tls = self.context.wrap_socket(conn, server_side=True)
+            first = conn.recv(1, socket.MSG_PEEK) if self.plain_too else bytes([TLS_RECORD])
+            client: socket.socket = (
+                self.context.wrap_socket(conn, server_side=True)
+                if first == bytes([TLS_RECORD])
+                else conn
+            )
         except (OSError, ssl.SSLError):  # a refused client: the handshake failed
             conn.close()
             return
-        with tls, socket.create_connection(("127.0.0.1", self.backend_port)) as plain:
-            while not self.closed.is_set():
-                ready = [tls] if tls.pending() else select.select([tls, plain], [], [], 0.5)[0]
-                for source in ready:
-                    try:
-                        data = source.recv(65536)
-                    except (OSError, ssl.SSLError):
-                        return
-                    if not data:
-                        return
-                    (plain if source is tls else tls).sendall(data)
+        kind = "tls" if isinstance(client, ssl.SSLSocket) else "plain"
+        with client:
+            try:
+                backend = socket.create_connection(("127.0.0.1", self.backend_port))
+            except OSError:  # the server is down: so is this connection
+                return
+            with backend:
+                self._relay(client, backend, self.sent[kind])
+
+    def _relay(self, client: socket.socket, backend: socket.socket, record: bytearray) -> None:
+        while not self.closed.is_set():
+            buffered = isinstance(client, ssl.SSLSocket) and client.pending()
+            ready = [client] if buffered else select.select([client, backend], [], [], 0.5)[0]
+            for source in ready:
+                try:
+                    data = source.recv(65536)
+                except (OSError, ssl.SSLError):
+                    return
+                if not data:
+                    return
+                if source is client:
+                    with self._sent_lock:
+                        record.extend(data)
+                (backend if source is client else client).sendall(data)
+
+    def sent_by(self, kind: str) -> bytes:
+        """Everything clients that connected with ``kind`` (``"tls"``/``"plain"``) sent."""
+        with self._sent_lock:
+            return bytes(self.sent[kind])
 
     def close(self) -> None:
         self.closed.set()
+        with contextlib.suppress(OSError):  # wakes the accepting thread (close alone does not)
+            self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
 
 

@@ -85,11 +85,40 @@ class Topology:
 
     name = ""
 
-    def __init__(self, binary: str | None = None) -> None:
+    def __init__(self, binary: str | None = None, data_tls: Certificates | None = None) -> None:
         self.binary = binary or find_server_binary()
         self.processes: list[RedisServerProcess] = []
         self.workdir = Path(tempfile.mkdtemp(prefix="psr-topo-"))
         self._clients: list[Any] = []
+        self.data_tls = data_tls
+        self.data_proxies: dict[int, TLSProxy] = {}  # a data node's port -> its proxy
+
+    def _proxied(self, port: int) -> int:
+        """With ``data_tls``, a proxy in front of the data node on ``port`` (TLS with a
+        client certificate, or plain: :class:`~tests.tls.TLSProxy` ``plain_too``);
+        returns the port the node announces (the proxy's, else ``port``)."""
+        if self.data_tls is None:
+            return port
+        proxy = TLSProxy(port, self.data_tls, client_auth=True, plain_too=True)
+        self.data_proxies[port] = self._keep(proxy)
+        return proxy.port
+
+    def reached_port(self, port: int) -> int:
+        """The port the application reaches the node on ``port`` at (its proxy's with
+        ``data_tls``)."""
+        proxy = self.data_proxies.get(port)
+        return port if proxy is None else proxy.port
+
+    def data_tls_settings(self) -> dict[str, Any]:
+        """With ``data_tls``: ``redis_ssl`` and the certificates the proxies want."""
+        if self.data_tls is None:
+            return {}
+        return {
+            "redis_ssl": "true",
+            "redis_ssl_ca_certs": str(self.data_tls.ca),
+            "redis_ssl_certfile": str(self.data_tls.client_cert),
+            "redis_ssl_keyfile": str(self.data_tls.client_key),
+        }
 
     def _process(self, extra_args: Sequence[str] = (), **kwargs: Any) -> RedisServerProcess:
         """A server of this topology, not started yet (``kwargs``: ``port``, ``config_file``)."""
@@ -201,10 +230,12 @@ class SentinelSet(Topology):
 
     ``credentials``: the data nodes have the ACL user ``DATA_USER`` (their default user
     stays open, for the tests' own inspection) and the sentinels want ``SENTINEL_USER``
-    or their default user with ``SENTINEL_PASSWORD``. ``certs``: each sentinel is
+    or their default user with ``SENTINEL_PASSWORD``. ``sentinel_tls``: each sentinel is
     reached through TLS only, a :class:`~tests.tls.TLSProxy` in front of it (the
-    pip-installed Valkey has no TLS of its own). ``start=False``: the sentinels have
-    their ports but start only at :meth:`start`.
+    pip-installed Valkey has no TLS of its own). ``data_tls``: each data node behind a
+    proxy taking TLS (from the application) and plain (replication, the sentinels),
+    whose address the node announces, so the sentinels name it. ``start=False``: the
+    sentinels have their ports but start only at :meth:`start`.
     """
 
     name = "sentinel"
@@ -214,20 +245,24 @@ class SentinelSet(Topology):
         binary: str | None = None,
         *,
         credentials: bool = False,
-        certs: Certificates | None = None,
+        sentinel_tls: Certificates | None = None,
+        data_tls: Certificates | None = None,
         start: bool = True,
     ) -> None:
-        super().__init__(binary)
-        self.credentials, self.certs = credentials, certs
+        super().__init__(binary, data_tls)
+        self.credentials, self.sentinel_tls = credentials, sentinel_tls
         data_args = DATA_NODE_ARGS if credentials else ()
-        self.master = self._start(data_args)
-        replica_args = [*data_args, "--replicaof", HOST, str(self.master.port)]
-        self.replica = self._start(replica_args)
+        self.master, self.replica = self._start(data_args), self._start(data_args)
         self.data_nodes = [self.master, self.replica]
+        for node in self.data_nodes:
+            self._proxied(node.port)
+        with contextlib.closing(self.replica.client()) as client:
+            client.config_set("replica-announce-port", self.reached_port(self.replica.port))
+            client.replicaof(HOST, self.reached_port(self.master.port))
         wait_for(lambda: self._link_up(self.replica), "the replica to sync")
         self.sentinel_ports = [port_for.select_random() for _ in range(3)]
         self.sentinels = [self._sentinel(n, port) for n, port in enumerate(self.sentinel_ports)]
-        ports = self.sentinel_ports
+        ports, certs = self.sentinel_ports, sentinel_tls
         self.proxies = [self._keep(TLSProxy(p, certs, False)) for p in ports] if certs else []
         if start:
             self.start()
@@ -235,7 +270,7 @@ class SentinelSet(Topology):
     def _sentinel(self, n: int, port: int) -> RedisServerProcess:
         conf = self.workdir / f"sentinel-{n}.conf"
         lines = [
-            f"sentinel monitor {SERVICE} {HOST} {self.master.port} 2",
+            f"sentinel monitor {SERVICE} {HOST} {self.reached_port(self.master.port)} 2",
             f"sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}",
             f"sentinel failover-timeout {SERVICE} {FAILOVER_TIMEOUT_MS}",
             f"sentinel parallel-syncs {SERVICE} 1",
@@ -288,7 +323,7 @@ class SentinelSet(Topology):
 
     def wait_ready(self) -> None:
         """Until every Sentinel names the master, sees its replica and the two others."""
-        port = self.master.port
+        port = self.reached_port(self.master.port)
 
         def agreed() -> bool:
             return all(self._sentinel_view(s) == (port, 1, 2) for s in self.sentinels)
@@ -310,7 +345,7 @@ class SentinelSet(Topology):
 
     def wait_promoted(self, timeout: float = READY_TIMEOUT) -> None:
         """Until every Sentinel names the replica as master and it says it is one."""
-        port = self.replica.port
+        port = self.reached_port(self.replica.port)
 
         def promoted() -> bool:
             with contextlib.closing(self.replica.client()) as client:
@@ -338,9 +373,9 @@ class SentinelSet(Topology):
                 redis_username=DATA_USER,
                 redis_password=DATA_PASSWORD,
             )
-        if self.certs is not None:
-            options.update(sentinel_ssl="true", redis_ssl_ca_certs=str(self.certs.ca))
-        return options
+        if self.sentinel_tls is not None:
+            options.update(sentinel_ssl="true", redis_ssl_ca_certs=str(self.sentinel_tls.ca))
+        return {**options, **self.data_tls_settings()}
 
     def masters(self) -> list[RedisServerProcess]:
         return [self.master] if self.master.running else []
@@ -355,14 +390,22 @@ class SentinelSet(Topology):
 class ClusterWithReplicas(Topology):
     """Three masters (``SLOT_RANGES``), one replica each (``replicas=0``: none).
 
-    ``start=False``: the nodes have their ports (cluster bus ports free too) but start
-    only at :meth:`start`.
+    ``data_tls``: each node behind a proxy taking TLS (from the application) and plain
+    (replication), whose port the node announces (its cluster bus port stays its own), so
+    ``CLUSTER SLOTS`` and redirections name the proxies. ``start=False``: the nodes have
+    their ports (cluster bus ports free too) but start only at :meth:`start`.
     """
 
     name = "cluster"
 
-    def __init__(self, binary: str | None = None, replicas: int = 1, start: bool = True) -> None:
-        super().__init__(binary)
+    def __init__(
+        self,
+        binary: str | None = None,
+        replicas: int = 1,
+        start: bool = True,
+        data_tls: Certificates | None = None,
+    ) -> None:
+        super().__init__(binary, data_tls)
         args = [
             *("--cluster-enabled", "yes"),
             *("--cluster-node-timeout", str(NODE_TIMEOUT_MS)),
@@ -374,7 +417,11 @@ class ClusterWithReplicas(Topology):
         self.ports = free_cluster_ports(3 * (1 + replicas))
         self.nodes = [
             self._process(
-                [*args, "--cluster-config-file", str(self.workdir / f"nodes-{n}.conf")],
+                [
+                    *args,
+                    *("--cluster-config-file", str(self.workdir / f"nodes-{n}.conf")),
+                    *self._announced(port),
+                ],
                 port=port,
             )
             for n, port in enumerate(self.ports)
@@ -400,6 +447,20 @@ class ClusterWithReplicas(Topology):
         for replica in self.replica_of.values():
             wait_for(lambda replica=replica: SentinelSet._link_up(replica), "replica sync")
 
+    def _announced(self, port: int) -> list[str]:
+        """The arguments that announce a proxy's port for the node on ``port``, if any."""
+        reached = self._proxied(port)
+        if reached == port:
+            return []
+        bus = ("--cluster-announce-bus-port", str(port + 10000))  # the node's own
+        return ["--cluster-announce-port", str(reached), *bus]
+
+    def _real_address(self, address: tuple[str, int]) -> tuple[str, int]:
+        """A node's address as announced -> its own (the tests' client skips the proxies)."""
+        host, port = address
+        by_proxy = {proxy.port: node_port for node_port, proxy in self.data_proxies.items()}
+        return host, by_proxy.get(port, port)
+
     @staticmethod
     def _node_command(node: RedisServerProcess, *args: Any) -> Any:
         with contextlib.closing(node.client()) as client:
@@ -420,7 +481,7 @@ class ClusterWithReplicas(Topology):
 
     def slot_owners(self) -> dict[int, RedisServerProcess]:
         """The master of each slot range's first slot, as a live node sees it."""
-        by_port = {node.port: node for node in self.processes}
+        by_port = {self.reached_port(node.port): node for node in self.processes}
         owners = {}
         for entry in self._node_command(self.live()[0], "CLUSTER", "SLOTS"):
             first, last, master = entry[0], entry[1], entry[2]
@@ -464,10 +525,12 @@ class ClusterWithReplicas(Topology):
 
     @property
     def client(self) -> RedisCluster:
-        """A Cluster client for the tests' own inspection (created once)."""
+        """A Cluster client for the tests' own inspection (created once), in plain to the
+        nodes themselves (past any proxies)."""
         if not hasattr(self, "_client"):
             live = self.live()[0]
-            self._client = self._keep(RedisCluster(host=HOST, port=live.port))
+            client = RedisCluster(host=HOST, port=live.port, address_remap=self._real_address)
+            self._client = self._keep(client)
         return self._client
 
     def confirm_replicated(self) -> None:
@@ -522,7 +585,9 @@ class ClusterWithReplicas(Topology):
         return moved
 
     def settings(self) -> dict[str, Any]:
-        return {"cluster_nodes": " ".join(f"{HOST}:{port}" for port in self.ports)}
+        ports = [self.reached_port(port) for port in self.ports]
+        nodes = " ".join(f"{HOST}:{port}" for port in ports)
+        return {"cluster_nodes": nodes, **self.data_tls_settings()}
 
     def holds(self, key: str) -> bool:
         return bool(self.client.exists(key))
