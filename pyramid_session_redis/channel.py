@@ -67,9 +67,14 @@ class CommandChannel(Protocol):
 RESENDABLE = frozenset((b"GET", b"GETEX", b"TTL", b"PTTL", b"EXPIRE", b"EXISTS"))
 
 
-def _resendable(command: Command) -> bool:
+def command_name(command: Command) -> bytes:
+    """The command's name, upper-case bytes (``b"GET"``), however it was given."""
     name = command[0]
-    return (name.encode() if isinstance(name, str) else bytes(name)).upper() in RESENDABLE
+    return (name.encode() if isinstance(name, str) else bytes(name)).upper()
+
+
+def _resendable(command: Command) -> bool:
+    return command_name(command) in RESENDABLE
 
 
 class ClientChannel:

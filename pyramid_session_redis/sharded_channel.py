@@ -13,7 +13,7 @@ from typing import Any
 
 from redis.crc import key_slot
 
-from .channel import Command, CommandChannel
+from .channel import Command, CommandChannel, command_name
 from .keys import slot_of
 
 _SCRIPT_CALLS = frozenset((b"EVAL", b"EVALSHA", b"EVAL_RO", b"EVALSHA_RO"))
@@ -25,8 +25,7 @@ class UnroutableCommand(ValueError):
 
 def command_key(command: Command) -> Any:
     """The key a command is routed by: the first key of a script call, else ``args[1]``."""
-    name = command[0]
-    name = (name.encode() if isinstance(name, str) else bytes(name)).upper()
+    name = command_name(command)
     if name in _SCRIPT_CALLS:
         if len(command) > 3 and int(command[2]) > 0:
             return command[3]

@@ -20,6 +20,7 @@ from ..channel import ClientChannel
 from ..connection import build_channel, build_client, client_options
 from ..factory import RedisSessionFactory, SessionFactory
 from ..settings import parse_ini_settings
+from ..sharding import redacted
 from ..store import RedisStore, ServerFeatures
 from ..topology import CLUSTER, SENTINEL, SHARDS
 
@@ -158,7 +159,7 @@ def describe(factory: SessionFactory) -> str:
     """Where the factory's Redis is, without a password."""
     settings = factory.settings
     if settings.redis_url:
-        return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", settings.redis_url)
+        return redacted(settings.redis_url)
     if settings.redis_client_callable is not None:
         return "the client of redis_client_callable"
     if settings.sentinels is not None:
@@ -167,7 +168,7 @@ def describe(factory: SessionFactory) -> str:
     if settings.cluster_nodes is not None:
         nodes = settings.cluster_nodes
         listed = nodes if isinstance(nodes, str) else " ".join(f"{h}:{p}" for h, p in nodes)
-        return "the cluster at " + re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", listed)
+        return "the cluster at " + redacted(listed)
     if settings.redis_unix_socket_path:
         return f"unix://{settings.redis_unix_socket_path}"
     return f"{settings.redis_host}:{settings.redis_port}/{settings.redis_db}"
