@@ -18,9 +18,26 @@ Marker 0x05 is the same envelope zlib-compressed: ``0x05`` then ``zlib(bytes 1..
 the plain envelope)``; marker 0x06 the same with one Zstandard frame that records its
 content size. Markers 0x01-0x03 are version 1, still read (never written): the same
 header, then the tagged JSON of :mod:`.tagged_json` without its opening ``{``; 0x01 is
-plain, 0x02 zlib, 0x03 zstd. Values 0x07-0x1F are reserved. A marker can never be 0x80
-(pickle protocol 2+), ``{`` or ``[`` (JSON text), so a reader can tell those formats
-apart by the first byte.
+plain, 0x02 zlib, 0x03 zstd. Values 0x09-0x1F are reserved.
+
+A stored value of at least ``STAMP_MIN_BYTES`` is *stamped* (marker 0x07)::
+
+    byte 0      0x07
+    bytes 1-8   a random stamp, new at every whole write
+    varint      length of the body
+    body        a 0x04, 0x05 or 0x06 payload as above
+    rest        patch frames, appended by later writes: each a varint length, then
+                the MessagePack (the serializer's) of ``[{key: value...}, [key...]]``,
+                the keys the write set and the keys it deleted
+
+The stamp and the length tell a compare-and-set which version it loaded without sending
+that version back (:meth:`SafeCodec.stamp`), and a request that changed a few keys of a
+large session appends a frame instead of rewriting and recompressing the whole
+(:meth:`SafeCodec.patch_frame`). The plain form of a stamped value with frames is
+marker 0x08, a varint length, the body's plain envelope, then the frames as stored.
+
+A marker can never be 0x80 (pickle protocol 2+), ``{`` or ``[`` (JSON text), so a reader
+can tell those formats apart by the first byte.
 
 Payloads are limited to ``max_payload_bytes`` of plain envelope: a larger one is refused
 when it is packed for storage (:class:`~.exceptions.SessionTooLarge`, nothing is written)
@@ -33,6 +50,7 @@ and ``"x": expires`` when set.
 
 from __future__ import annotations
 
+import os
 import threading
 import zlib
 from collections.abc import Callable
@@ -49,7 +67,9 @@ __all__ = [
     "JSON_MARKER",
     "JSON_ZLIB_MARKER",
     "JSON_ZSTD_MARKER",
+    "PATCHED_MARKER",
     "PLAIN_MARKER",
+    "STAMPED_MARKER",
     "ZLIB_MARKER",
     "ZSTD_MARKER",
     "Codec",
@@ -73,7 +93,14 @@ JSON_ZLIB_MARKER: Final = 0x02
 _JSON_ZLIB = bytes((JSON_ZLIB_MARKER,))
 JSON_ZSTD_MARKER: Final = 0x03
 _JSON_ZSTD = bytes((JSON_ZSTD_MARKER,))
-_RESERVED_MARKERS = range(0x07, 0x20)
+STAMPED_MARKER: Final = 0x07  # stored form only
+_STAMPED = bytes((STAMPED_MARKER,))
+PATCHED_MARKER: Final = 0x08  # plain form only
+_PATCHED = bytes((PATCHED_MARKER,))
+STAMP_BYTES: Final = 9  # marker + 8 random bytes
+STAMP_MIN_BYTES: Final = 1024  # smaller stored values are compared whole
+MAX_PATCHES: Final = 8  # frames a value carries before a write rewrites it whole
+_RESERVED_MARKERS = range(0x09, 0x20)
 COMPRESSIONS = ("zstd", "zlib")
 DEFAULT_MAX_PAYLOAD_BYTES: Final = 1024 * 1024
 # With max_payload_bytes=None: the largest string Redis stores (proto-max-bulk-len).
@@ -162,7 +189,7 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
-def _read_varint(raw: bytes, pos: int) -> tuple[int, int]:
+def _read_varint(raw: bytes | memoryview, pos: int) -> tuple[int, int]:
     """The varint at ``pos`` and the position after it."""
     if pos < len(raw) and raw[pos] < 0x80:  # the common one-byte case
         return raw[pos], pos + 1
@@ -358,10 +385,16 @@ class SafeCodec:
         """
         if len(plain) > self._limit:
             raise SessionTooLarge(len(plain), self._limit)
-        if self._threshold is None or len(plain) < self._threshold:
-            return plain
-        packed = self._marker + self._compress(memoryview(plain)[1:])
-        return packed if len(packed) < len(plain) else plain
+        if plain[:1] == _PATCHED:  # never stored as it is: folded into one envelope
+            plain = self.encode_plain(self.decode_plain(plain))
+        body = plain
+        if self._threshold is not None and len(plain) >= self._threshold:
+            packed = self._marker + self._compress(memoryview(plain)[1:])
+            if len(packed) < len(plain):
+                body = packed
+        if len(body) < STAMP_MIN_BYTES:
+            return body
+        return b"".join((_STAMPED, os.urandom(STAMP_BYTES - 1), _varint(len(body)), body))
 
     def unpack(self, raw: bytes) -> bytes:
         """The plain envelope of stored bytes: inflated if compressed, and a version 1
@@ -369,6 +402,8 @@ class SafeCodec:
         changes nothing finds nothing changed)."""
         if len(raw) > self._limit:
             raise _too_large(len(raw), self._limit)
+        if raw[:1] == _STAMPED:
+            return self._unpack_stamped(raw)
         plain = raw
         inflater = _INFLATERS.get(raw[:1])
         if inflater is not None:
@@ -378,9 +413,20 @@ class SafeCodec:
             return self.encode_plain(self.decode_plain(plain))
         return plain
 
+    def _unpack_stamped(self, raw: bytes) -> bytes:
+        body, frames = _split_stamped(raw)
+        if body[:1] not in _BODY_MARKERS:
+            raise DecodeError("a stamped payload's body is not a version 2 payload")
+        plain = self.unpack(bytes(body))
+        if not frames:
+            return plain
+        return b"".join((_PATCHED, _varint(len(plain)), plain, frames))
+
     def decode_plain(self, raw: bytes) -> SessionRecord:
         """The record in a plain envelope; :class:`DecodeError` for anything malformed."""
         marker = raw[:1]
+        if marker == _PATCHED:
+            return _patched_record(self, raw)
         if marker != _PLAIN and marker != _JSON:
             raise _marker_error(raw)
         if len(raw) < 5:
@@ -398,6 +444,92 @@ class SafeCodec:
     def encode_value(self, value: Any) -> bytes:
         """``serializer.dumps(value)``."""
         return serializer.dumps(value)
+
+    # -- stamps and patches (see the module docstring) ------------------------------
+    @staticmethod
+    def stamp(raw: bytes) -> bytes | None:
+        """The stamp of a stamped stored value (its first bytes), else None."""
+        return raw[:STAMP_BYTES] if raw[:1] == _STAMPED and len(raw) > STAMP_BYTES else None
+
+    @staticmethod
+    def patch_frame(sets: dict[str, Any], deletes: list[str]) -> bytes:
+        """The frame recording that a write set ``sets`` and deleted ``deletes``."""
+        patch = serializer.dumps([sets, deletes])
+        return _varint(len(patch)) + patch
+
+    def can_append(self, raw: bytes, frame: bytes) -> bool:
+        """Whether ``frame`` may be appended to the stamped value ``raw``: it stays
+        within ``max_payload_bytes``, its frames within ``MAX_PATCHES`` and a quarter of
+        the body (beyond that a whole write folds them in)."""
+        if self.stamp(raw) is None or len(raw) + len(frame) > self._limit:
+            return False
+        try:
+            body, frames = _split_stamped(raw)
+            count = sum(1 for _ in _frames(frames))
+        except DecodeError:
+            return False
+        return count < MAX_PATCHES and len(frames) + len(frame) <= len(body) // 4
+
+    @staticmethod
+    def patched_plain(plain: bytes, frame: bytes) -> bytes:
+        """The plain form of a value whose plain form was ``plain``, once ``frame`` is
+        appended to it."""
+        if plain[:1] == _PATCHED:
+            return plain + frame
+        return b"".join((_PATCHED, _varint(len(plain)), plain, frame))
+
+
+_BODY_MARKERS = frozenset((_PLAIN, _ZLIB, _ZSTD))
+
+
+def _split_stamped(raw: bytes) -> tuple[memoryview, memoryview]:
+    """A stamped value's body and its frames (as stored)."""
+    length, pos = _read_varint(raw, STAMP_BYTES)
+    end = pos + length
+    if len(raw) < end:
+        raise DecodeError("truncated stamped payload")
+    view = memoryview(raw)
+    return view[pos:end], view[end:]
+
+
+def _frames(frames: memoryview) -> Any:
+    """Each frame's MessagePack, in order."""
+    pos, size = 0, len(frames)
+    while pos < size:
+        length, pos = _read_varint(frames, pos)
+        end = pos + length
+        if end > size or length == 0:
+            raise DecodeError("truncated patch frame")
+        yield frames[pos:end]
+        pos = end
+
+
+def _patched_record(codec: SafeCodec, raw: bytes) -> SessionRecord:
+    """A plain form 0x08: the body's record with every frame applied, in order."""
+    length, pos = _read_varint(raw, 1)
+    end = pos + length
+    if len(raw) < end or raw[pos : pos + 1] != _PLAIN:
+        raise DecodeError("truncated or malformed patched payload")
+    record = codec.decode_plain(raw[pos:end])
+    data = record.data
+    for frame in _frames(memoryview(raw)[end:]):
+        try:
+            patch = serializer.loads(frame)
+        except ValueError as exc:
+            raise DecodeError(f"malformed patch frame: {exc}") from exc
+        if (
+            type(patch) is not list
+            or len(patch) != 2
+            or type(patch[0]) is not dict
+            or type(patch[1]) is not list
+            or not set(map(type, patch[0])) <= _STR_ONLY
+            or not set(map(type, patch[1])) <= _STR_ONLY
+        ):
+            raise DecodeError("a patch frame is not [{str: value}, [str]]")
+        data.update(patch[0])
+        for key in patch[1]:
+            data.pop(key, None)
+    return record
 
 
 def _checked_data(data: object) -> dict[str, Any]:

@@ -8,6 +8,9 @@ command where it can:
   another request wrote in between, the three parts (what this request loaded, what it
   wants to store, what Redis holds now) are merged and the write retried, backing off
   under heavy contention; a session deleted meanwhile is never written back;
+- a stamped session (codec.py) that the request changed only a few keys of gets those
+  keys appended as a patch frame, compared by its stamp and length (no rewrite, no
+  recompression; the frames are folded in by a later whole write);
 - ``persistence="overwrite"`` writes with ``SET … XX`` (last writer wins, no
   resurrection either);
 - ``persistence="lock"``: the request holds the session's lock since it loaded it, so
@@ -31,7 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .codec import Codec, DecodeError, SessionRecord
+from .codec import Codec, DecodeError, SafeCodec, SessionRecord
 from .exceptions import (
     SessionBackendError,
     SessionLockLost,
@@ -108,6 +111,31 @@ class SessionWriter:
         self.settings = settings
         self.on_conflict = on_conflict  # told the keys both requests changed (ours kept)
         self.sleep = sleep
+        # Stamps and patches are SafeCodec's own (unsigned: a MAC covers a whole value).
+        self.patches = codec if isinstance(codec, SafeCodec) else None
+
+    def can_patch(self, state: SessionState) -> bool:
+        """Whether a compare-and-set of ``state`` may append a patch (see the module)."""
+        return (
+            self.patches is not None
+            and self.settings.persistence == "cas"
+            and state.loaded is not None
+            and self.patches.stamp(state.loaded) is not None
+            and state.patchable
+        )
+
+    def save_patch(
+        self, state: SessionState, key: str, sets: dict[str, Any], deletes: list[str], ttl: Ttl
+    ) -> Saved:
+        """Store the request's changes to a few keys (:meth:`can_patch`) as a patch frame,
+        or, when the stored value has no room for it, the whole record."""
+        codec = self.patches
+        assert codec is not None and state.loaded is not None
+        frame = codec.patch_frame(sets, deletes)
+        # A deleted value is gone from the stored bytes at once (a frame would only hide it).
+        if deletes or not codec.can_append(state.loaded, frame):
+            return self.save(state, key, codec.encode_plain(state.record), ttl, None)
+        return self._compare_and_set(state, key, None, ttl, frame=frame)
 
     def create(
         self,
@@ -228,19 +256,29 @@ class SessionWriter:
         plain: bytes | None,
         ttl: Ttl,
         target: MoveTarget | None = None,
+        frame: bytes | None = None,
     ) -> Saved:
         """Write ``plain`` (delete, if None) unless another request wrote; then merge, retry.
 
         A deletion that loses stays one while the merge is empty too. With a ``target``
-        the write goes there and ``key`` is deleted (a move).
+        the write goes there and ``key`` is deleted (a move). With a ``frame`` the first
+        attempt appends it (:meth:`save_patch`); after a conflict the merge is written whole.
         """
         store, codec, s = self.store, self.codec, self.settings
-        delete = plain is None
+        delete = plain is None and frame is None
         conflicts: set[str] = set()
         for attempt in range(s.cas_retries + 1):
             assert state.loaded is not None
+            stamp = None if self.patches is None else self.patches.stamp(state.loaded)
             try:
-                if plain is None:
+                if frame is not None:
+                    assert self.patches is not None and stamp is not None
+                    payload = state.loaded + frame
+                    patched = self.patches.patched_plain(state.loaded_plain or b"", frame)
+                    outcome, current = store.append_if_unchanged(
+                        key, stamp, len(state.loaded), frame, ttl()
+                    )
+                elif plain is None:
                     outcome, current = store.compare_and_delete(key, state.loaded)
                 elif target is not None:
                     moved, current, payload = self._move_once(
@@ -249,11 +287,16 @@ class SessionWriter:
                     outcome = _MOVED_AS_CAS[moved]
                 else:
                     payload = self._pack(key, plain)
-                    outcome, current = store.compare_and_set(key, state.loaded, payload, ttl())
+                    outcome, current = store.compare_and_set(
+                        key, state.loaded, payload, ttl(), stamp=stamp
+                    )
             except WrongTypeError:  # replaced by a non-string value: not ours to keep
                 return Saved.GONE
             if outcome is CasOutcome.WRITTEN:
                 self._report(conflicts)
+                if frame is not None:
+                    state.mark_persisted(payload, patched)
+                    return Saved.WRITTEN
                 if plain is None:
                     return Saved.DELETED
                 state.mark_persisted(payload, plain)
@@ -282,6 +325,7 @@ class SessionWriter:
                 )
             conflicts.update(clashes)
             state.adopt(merged, current, fresh_plain)
+            frame = None  # the merge is written whole
             if delete and not merged.data:
                 plain = None
                 continue

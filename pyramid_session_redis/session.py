@@ -214,8 +214,11 @@ class RedisSession(SessionDict):
             return self._start_new(verdict.problem)
         record = verdict.record
         assert raw is not None  # a record was decoded from it
+        stored_meta = (record.timeout, record.expires)
         normalize(s, record)
         state = SessionState(record, raw, verdict.plain)
+        # Stored under other settings: a change rewrites it whole, in these settings' form.
+        state.normalized = stored_meta != (record.timeout, record.expires)
         self._state, self._session_id, self._phase = state, session_id, Phase.LOADED
         self._pending.resign = needs_resigning(self._factory.codec, raw)
         refresh = plan_refresh(s, record, current)
@@ -382,16 +385,20 @@ class RedisSession(SessionDict):
             # strand the client, so the session stays under its id.
             log.warning("session %s: regenerate_id() not applied: no cookie", self._log_id())
             self._session_id, self._moving_from = self._moving_from, None
-        plain = state.encode_if_changed(self._factory.codec, s.detect_changes) if stored else None
-        if plain is None and stored and pending.resign:
-            plain = self._factory.codec.encode_plain(state.record)  # rewritten signed
+        codec, plain, patch = self._factory.codec, None, None
+        if stored and self._moving_from is None and self._writer().can_patch(state):
+            patch = state.patch_if_changed(codec, s.detect_changes)
+        elif stored:
+            plain = state.encode_if_changed(codec, s.detect_changes)
+            if plain is None and pending.resign:
+                plain = codec.encode_plain(state.record)  # rewritten signed
         action = plan_write(
             stored=stored,
             cookie_sent=pending.cookie_sent,
             has_data=bool(state.data),
             had_data=state.had_data,
             force_store=pending.force_store,
-            dirty=plain is not None,
+            dirty=plain is not None or patch is not None,
             invalidate_empty=s.invalidate_empty_session,
             refresh_due=pending.refresh_due or pending.ttl_override is not None,
         )
@@ -400,6 +407,9 @@ class RedisSession(SessionDict):
             return Write.WRITE
         if action is Write.CREATE:
             self._create(state)
+        elif action is Write.WRITE and patch is not None:
+            key = self._factory.key(self._require_id())
+            self._saved(self._writer().save_patch(state, key, *patch, self._write_ttl))
         elif action is Write.WRITE:
             assert plain is not None
             self._write(state, plain)

@@ -14,6 +14,9 @@ from typing import Any
 from .codec import Codec, SessionRecord
 from .serializer import is_immutable
 
+_ABSENT: Any = object()
+Patch = tuple[dict[str, Any], list[str]]  # the keys set (with their values), deleted
+
 
 class SessionState:
     """The managed dict of one session plus this request's change log."""
@@ -28,6 +31,8 @@ class SessionState:
         "loaded",
         "loaded_plain",
         "meta_changed",
+        "normalized",
+        "originals",
         "record",
         "written",
     )
@@ -45,7 +50,10 @@ class SessionState:
         self.deleted: set[str] = set()
         self.exposed: set[str] = set()
         self.increments: dict[str, Any] = {}
+        # The value each key changed by this request had before its first change.
+        self.originals: dict[str, Any] = {}
         self.meta_changed = False
+        self.normalized = False  # the record's metadata was brought to the settings' form
         self.forced = False
 
     # -- reads ------------------------------------------------------------------
@@ -62,12 +70,16 @@ class SessionState:
 
     # -- writes -----------------------------------------------------------------
     def assign(self, key: str, value: Any) -> None:
+        if key not in self.originals:
+            self.originals[key] = self.data.get(key, _ABSENT)
         self.data[key] = value
         self.written.add(key)
         self.deleted.discard(key)
         self.increments.pop(key, None)
 
     def remove(self, key: str) -> None:
+        if key not in self.originals:
+            self.originals[key] = self.data[key]
         del self.data[key]
         self.deleted.add(key)
         self.written.discard(key)
@@ -76,6 +88,8 @@ class SessionState:
     def incr(self, key: str, amount: Any) -> Any:
         """Add ``amount``: a delta to merge, unless this request set or deleted the key."""
         value = self.data.get(key, 0) + amount
+        if key not in self.originals:
+            self.originals[key] = self.data.get(key, _ABSENT)
         if key in self.written or key in self.deleted:
             self.assign(key, value)  # the value is this request's own, not an increment
         else:
@@ -108,13 +122,50 @@ class SessionState:
         plain = codec.encode_plain(self.record)
         return None if plain == self.loaded_plain else plain
 
+    @property
+    def patchable(self) -> bool:
+        """The request's changes are all to top-level keys (see :meth:`patch_if_changed`)."""
+        changed_meta = self.forced or self.meta_changed or self.normalized
+        return not changed_meta and self.loaded_plain is not None
+
+    def patch_if_changed(self, codec: Codec, detect_changes: bool) -> Patch | None:
+        """The keys whose stored form this request changed, else None (only if
+        :attr:`patchable`).
+
+        The same answer as :meth:`encode_if_changed`, key by key: a key counts as
+        changed when its value serializes differently from the one loaded, so writing
+        back an equal value changes nothing. The loaded values are the ones kept at a
+        key's first change, or, for a key whose value was handed out (it may have been
+        mutated in place), decoded again from the loaded bytes.
+        """
+        keys = self.written | self.deleted | self.increments.keys()
+        if detect_changes or keys:  # as a whole write would store mutated values too
+            keys |= self.exposed
+        if not keys:
+            return None
+        loaded = self.originals
+        if not keys.isdisjoint(self.exposed):
+            assert self.loaded_plain is not None
+            loaded = codec.decode_plain(self.loaded_plain).data
+        encode, data = codec.encode_value, self.data
+        sets: dict[str, Any] = {}
+        deletes: list[str] = []
+        for key in sorted(keys):
+            before, after = loaded.get(key, _ABSENT), data.get(key, _ABSENT)
+            if after is _ABSENT:
+                if before is not _ABSENT:
+                    deletes.append(key)
+            elif before is _ABSENT or encode(before) != encode(after):
+                sets[key] = after
+        return (sets, deletes) if sets or deletes else None
+
     def mark_persisted(self, payload: bytes, plain: bytes) -> None:
         """``payload`` (packed from ``plain``) is now stored: it becomes the new baseline."""
         self.loaded, self.loaded_plain = payload, plain
         self.had_data = bool(self.data)
-        for log in (self.written, self.deleted, self.exposed, self.increments):
+        for log in (self.written, self.deleted, self.exposed, self.increments, self.originals):
             log.clear()
-        self.meta_changed = self.forced = False
+        self.meta_changed = self.forced = self.normalized = False
 
     # -- compare-and-set merge ----------------------------------------------------
     def base(self, codec: Codec) -> SessionRecord:
@@ -131,4 +182,5 @@ class SessionState:
         """
         self.record, self.data = record, record.data
         self.loaded, self.loaded_plain = raw, plain
+        self.originals.clear()
         self.forced = True

@@ -20,6 +20,8 @@ from pyramid_session_redis.codec import (
     JSON_ZLIB_MARKER,
     JSON_ZSTD_MARKER,
     PLAIN_MARKER,
+    STAMP_BYTES,
+    STAMPED_MARKER,
     ZLIB_MARKER,
     ZSTD_MARKER,
     Codec,
@@ -33,6 +35,22 @@ from pyramid_session_redis.state import SessionState
 
 from . import stored_forms
 from .test_tagged_json import CONTAINERS, MIXED, SCALARS, short_id, typed
+
+
+def body_of(raw: bytes) -> bytes:
+    """A stored value without its stamp (marker 0x07, 8 random bytes, a varint length)."""
+    if raw[0] != STAMPED_MARKER:
+        return raw
+    pos, length, shift = STAMP_BYTES, 0, 0
+    while True:
+        byte = raw[pos]
+        length |= (byte & 0x7F) << shift
+        pos, shift = pos + 1, shift + 7
+        if byte < 0x80:
+            break
+    assert len(raw) == pos + length, "patch frames follow the body"
+    return raw[pos:]
+
 
 CREATED = 1795325693
 CSRF = "3f8a2c61d0b94e7a95c2e4f17b8d06a3c5e9f1247ab8d3e06c91f5a27d4b8e10"
@@ -239,7 +257,9 @@ def test_safe_decode_names_foreign_formats() -> None:
     with pytest.raises(DecodeError, match="JSON"):
         SafeCodec().decode(b"{}")
     with pytest.raises(DecodeError, match="reserved"):
-        SafeCodec().decode(b"\x07abc")
+        SafeCodec().decode(b"\x09abc")
+    with pytest.raises(DecodeError, match="truncated"):
+        SafeCodec().decode(b"\x07abc")  # a stamped value cut short
 
 
 # --- sizes ---------------------------------------------------------------------------------
@@ -403,7 +423,8 @@ def test_compression_above_the_threshold_is_smaller_and_readable_everywhere(
     record = SessionRecord(twenty_kb_session(3, 10), CREATED, 1200, None)
     plain = SafeCodec().encode(record)
     packed = SafeCodec(1024, compression).encode(record)
-    assert plain[0] == PLAIN_MARKER and packed[0] == marker
+    assert plain[0] == packed[0] == STAMPED_MARKER  # 20 KB: stamped
+    assert body_of(plain)[0] == PLAIN_MARKER and body_of(packed)[0] == marker
     assert len(packed) < len(plain) * 0.8
     # Readable whatever the reader's own settings: they can change at any time.
     readers = [SafeCodec(), SafeCodec(1024, "zlib"), SafeCodec(1024, "zstd"), SafeCodec(10**9)]
@@ -512,10 +533,11 @@ def test_plain_and_packed_forms_map_one_to_one() -> None:
     record = SessionRecord(twenty_kb_session(3, 10), CREATED, 1200, None)
     plain = codec.encode_plain(record)
     packed = codec.pack(plain)
-    assert plain[0] == PLAIN_MARKER and packed[0] == ZSTD_MARKER
+    assert plain[0] == PLAIN_MARKER and body_of(packed)[0] == ZSTD_MARKER
     assert codec.unpack(packed) == plain and codec.unpack(plain) == plain
     assert codec.decode_plain(plain) == record == codec.decode(packed)
-    assert codec.encode(record) == packed
+    again = codec.encode(record)
+    assert body_of(again) == body_of(packed) and again[:STAMP_BYTES] != packed[:STAMP_BYTES]
 
 
 def test_an_unchanged_compressed_session_is_compared_without_compressing() -> None:
@@ -578,7 +600,8 @@ def test_format_2_is_written_byte_for_byte_as_stored(
     """The plain form is stable: a change of the writer that would rewrite every stored
     session, or break the comparison with what was loaded, fails here."""
     record = SessionRecord(data, stored_forms.CREATED, timeout, expires)
-    assert SafeCodec().encode(record) == stored_forms.load("safe_v2")[f"{name}/plain"]
+    stored = SafeCodec().encode(record)
+    assert body_of(stored) == stored_forms.load("safe_v2")[f"{name}/plain"]
 
 
 @pytest.mark.parametrize("key", ["\ud800", "a\udfffb", "~t", ""])
@@ -645,7 +668,7 @@ def test_every_codec_and_compression_roundtrips_every_type(name: str, value: Any
     assert typed(decoded.data) == typed(data)
     assert (decoded.created, decoded.timeout, decoded.expires) == (CREATED, 1200, CREATED + 60)
     if name != "pickle (1.8 layout)":
-        expected = ALL_CODECS["uncompressed"].encode(record)
+        expected = ALL_CODECS["uncompressed"].encode_plain(record)
         assert codec.unpack(raw) == expected  # one plain form whatever the compression
         for reader in ("uncompressed", "zstd", "zlib"):
             assert typed(ALL_CODECS[reader].decode(raw).data) == typed(data)

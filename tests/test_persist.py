@@ -52,10 +52,23 @@ class RivalStore(RedisStore):
         self.attempts: list[CasOutcome] = []
 
     def compare_and_set(
-        self, key: str, expected: bytes, payload: bytes, ttl: int | None
+        self,
+        key: str,
+        expected: bytes,
+        payload: bytes,
+        ttl: int | None,
+        stamp: bytes | None = None,
     ) -> tuple[CasOutcome, bytes | None]:
         self.rival(len(self.attempts))
-        outcome, current = super().compare_and_set(key, expected, payload, ttl)
+        outcome, current = super().compare_and_set(key, expected, payload, ttl, stamp)
+        self.attempts.append(outcome)
+        return outcome, current
+
+    def append_if_unchanged(
+        self, key: str, stamp: bytes, length: int, frame: bytes, ttl: int | None
+    ) -> tuple[CasOutcome, bytes | None]:
+        self.rival(len(self.attempts))
+        outcome, current = super().append_if_unchanged(key, stamp, length, frame, ttl)
         self.attempts.append(outcome)
         return outcome, current
 

@@ -12,6 +12,8 @@ from ..codec import (
     JSON_ZLIB_MARKER,
     JSON_ZSTD_MARKER,
     PLAIN_MARKER,
+    STAMP_BYTES,
+    STAMPED_MARKER,
     ZLIB_MARKER,
     ZSTD_MARKER,
 )
@@ -33,7 +35,9 @@ ENCODINGS = {
 }
 OTHER_ENCODING = "other"
 NOT_A_STRING = "not a string value"
-HEAD_BYTES = OVERHEAD + 1  # enough to see the encoding inside a signed value
+# Enough to see the encoding inside a signed value, and a stamped one's body (its length
+# takes at most 3 bytes below max_payload_bytes' 1 MiB, 4 up to Redis's 512 MiB).
+HEAD_BYTES = OVERHEAD + STAMP_BYTES + 5
 
 
 def encoding_of(head: bytes) -> str:
@@ -42,8 +46,20 @@ def encoding_of(head: bytes) -> str:
     if not head:
         return OTHER_ENCODING
     if head[0] == SIGNED_MARKER:
-        inner = ENCODINGS.get(head[OVERHEAD], OTHER_ENCODING) if len(head) > OVERHEAD else None
+        inner = _unsigned_encoding(head[OVERHEAD:]) if len(head) > OVERHEAD else None
         return "signed" if inner is None else f"signed, {inner}"
+    return _unsigned_encoding(head)
+
+
+def _unsigned_encoding(head: bytes) -> str:
+    """A stamped value is named by its body's encoding (the stamp is bookkeeping)."""
+    if head[0] == STAMPED_MARKER:
+        pos = STAMP_BYTES
+        while pos < len(head) and head[pos] >= 0x80:  # the body's length, a varint
+            pos += 1
+        head = head[pos + 1 :]
+        if not head:
+            return OTHER_ENCODING
     return ENCODINGS.get(head[0], OTHER_ENCODING)
 
 

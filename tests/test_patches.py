@@ -1,0 +1,302 @@
+"""Stamped values and patch frames: a change to a few keys of a large session is appended.
+
+A stored value of 1 KB or more carries a random stamp (codec.py); a request that changed
+a few of its top-level keys appends them as a frame, compared by stamp and length,
+instead of rewriting and recompressing the whole; a deletion, a lost race, metadata
+changes and a value already carrying ``MAX_PATCHES`` frames are written whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from pyramid.request import Request
+
+from pyramid_session_redis.codec import (
+    MAX_PATCHES,
+    PATCHED_MARKER,
+    STAMP_BYTES,
+    STAMPED_MARKER,
+    DecodeError,
+    SafeCodec,
+    SessionRecord,
+)
+from pyramid_session_redis.persist import Saved
+from pyramid_session_redis.state import SessionState
+from pyramid_session_redis.store import CasOutcome
+from tests.app import make_app
+from tests.redis_stats import CommandCounter
+from tests.test_codec import body_of
+from tests.test_commands import start_session
+from tests.test_persist import KEY, TTL, Rival, RivalStore, loaded, nobody, stored, writer
+
+CODEC = SafeCodec(compress_threshold=1024)
+# ~4 KB of hex digits (~2 KB compressed): stamped whether compressed or not.
+BIG = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(60)]
+
+
+def append_item(request: Request) -> Any:
+    request.session["items"].append(request.params["value"])
+    return "appended"
+
+
+def read_items(request: Request) -> Any:
+    return list(request.session["items"])
+
+
+VIEWS = {"append_item": append_item, "read_items": read_items}
+
+
+def big_session(app: Any) -> str:
+    return start_session(app, big=BIG, counter=0, items=[])
+
+
+# --------------------------------------------------------------------- through the app
+
+
+@pytest.mark.parametrize("options", [{}, {"compress_threshold": None}], ids=["zstd", "plain"])
+def test_a_change_to_one_key_of_a_large_session_is_appended(
+    redis_url: str, redis_client: redis.Redis, commands: CommandCounter, options: dict[str, Any]
+) -> None:
+    app = make_app(redis_url, **options)
+    session_id = big_session(app)
+    before = redis_client.get(session_id)
+    assert before is not None and before[0] == STAMPED_MARKER
+    commands.reset()
+    app.get("/set", {"key": "counter", "value": "1"})
+    counts = commands.counts()
+    assert counts.get("append") == 1 and "set" not in counts  # nothing rewritten
+    after = redis_client.get(session_id)
+    assert after is not None and after.startswith(before)  # same stamp, same body
+    assert 0 < len(after) - len(before) < 40  # one small frame
+    assert 0 < redis_client.ttl(session_id) <= 1200
+    assert app.get("/read", {"key": "counter"}).json == 1
+    assert app.get("/read", {"key": "big"}).json == BIG
+
+
+def test_after_max_patches_frames_the_next_write_is_whole(
+    redis_url: str, redis_client: redis.Redis, commands: CommandCounter
+) -> None:
+    app = make_app(redis_url)
+    session_id = big_session(app)  # created with "big", then two keys appended
+    first = redis_client.get(session_id)
+    assert first is not None
+    appended = 2
+    for n in range(1, MAX_PATCHES + 1):
+        commands.reset()
+        app.get("/set", {"key": "counter", "value": str(n)})
+        if commands.counts().get("append") != 1:
+            break
+        appended += 1
+    assert appended == MAX_PATCHES
+    rewritten = redis_client.get(session_id)
+    assert rewritten is not None and rewritten[:STAMP_BYTES] != first[:STAMP_BYTES]
+    assert body_of(rewritten)  # no frames left: body_of checks that
+    data = SafeCodec().decode(rewritten).data
+    assert data == {"big": BIG, "counter": MAX_PATCHES - 1, "items": []}
+
+
+def test_an_equal_value_or_an_unmutated_exposed_one_writes_nothing(
+    redis_url: str, commands: CommandCounter
+) -> None:
+    app = make_app(redis_url, VIEWS)
+    big_session(app)
+    app.get("/set", {"key": "counter", "value": "5"})  # one frame stored
+    commands.reset()
+    app.get("/set", {"key": "counter", "value": "5"})
+    assert app.get("/read_items").json == []
+    assert set(commands.counts()) == {"getex"}
+
+
+def test_a_value_mutated_in_place_is_appended(
+    redis_url: str, redis_client: redis.Redis, commands: CommandCounter
+) -> None:
+    app = make_app(redis_url, VIEWS)
+    session_id = big_session(app)
+    commands.reset()
+    app.get("/append_item", {"value": "a"})
+    app.get("/append_item", {"value": "b"})
+    assert commands.counts().get("append") == 2
+    assert app.get("/read_items").json == ["a", "b"]
+    raw = redis_client.get(session_id)
+    assert raw is not None and SafeCodec().decode(raw).data["items"] == ["a", "b"]
+
+
+def test_a_deletion_is_written_whole_and_leaves_no_copy_behind(
+    redis_url: str, redis_client: redis.Redis, commands: CommandCounter
+) -> None:
+    app = make_app(redis_url, compress_threshold=None)
+    session_id = start_session(app, big=BIG, secret_note="remove-me-0451")
+    app.get("/set", {"key": "counter", "value": "1"})  # a frame first
+    commands.reset()
+    app.get("/delete", {"key": "secret_note"})
+    assert "append" not in commands.counts()
+    raw = redis_client.get(session_id)
+    assert raw is not None and b"remove-me-0451" not in raw
+    assert app.get("/dump").json == {"big": BIG, "counter": 1}
+
+
+def test_small_sessions_are_not_stamped(redis_url: str, redis_client: redis.Redis) -> None:
+    app = make_app(redis_url)
+    session_id = start_session(app, a=1)
+    app.get("/set", {"key": "a", "value": "2"})
+    raw = redis_client.get(session_id)
+    assert raw is not None and raw[0] == 0x04
+
+
+def test_sign_payloads_writes_whole_values(
+    redis_url: str, redis_client: redis.Redis, commands: CommandCounter
+) -> None:
+    app = make_app(redis_url, sign_payloads=True)
+    big_session(app)
+    commands.reset()
+    app.get("/set", {"key": "counter", "value": "1"})
+    assert "append" not in commands.counts()
+    assert app.get("/read", {"key": "counter"}).json == 1
+
+
+def test_lock_mode_writes_whole_values(redis_url: str, commands: CommandCounter) -> None:
+    app = make_app(redis_url, persistence="lock")
+    big_session(app)
+    commands.reset()
+    app.get("/set", {"key": "counter", "value": "1"})
+    assert "append" not in commands.counts()
+    assert app.get("/read", {"key": "counter"}).json == 1
+
+
+# ------------------------------------------------------------------- races, at the writer
+
+
+@pytest.fixture
+def client(redis_url: str, redis_client: redis.Redis) -> Iterator[redis.Redis]:
+    """The writer's own connection (``redis_client``, emptied, is the other request's)."""
+    own = redis.Redis.from_url(redis_url)
+    yield own
+    own.close()
+
+
+def patch_of(state: SessionState) -> tuple[dict[str, Any], list[str]]:
+    patch = state.patch_if_changed(CODEC, detect_changes=True)
+    assert patch is not None
+    return patch
+
+
+def test_an_append_after_another_write_is_merged_and_written_whole(
+    client: redis.Redis, redis_client: redis.Redis
+) -> None:
+    state = loaded(redis_client, {"big": BIG, "a": 0, "b": 0})
+    rival = Rival(redis_client)
+    store = RivalStore(client, rival.first(b=2))  # another request writes b first
+    session_writer, conflicts, _ = writer(store)
+    assert session_writer.can_patch(state)
+    state.assign("a", 1)
+    saved = session_writer.save_patch(state, KEY, *patch_of(state), lambda: TTL)
+    assert saved is Saved.WRITTEN
+    assert store.attempts == [CasOutcome.CONFLICT, CasOutcome.WRITTEN]
+    assert stored(redis_client) == {"big": BIG, "a": 1, "b": 2}
+    assert conflicts == []
+
+
+def test_two_appends_from_the_same_version_are_both_kept(
+    client: redis.Redis, redis_client: redis.Redis
+) -> None:
+    first = loaded(redis_client, {"big": BIG, "a": 0, "b": 0})
+    raw = redis_client.get(KEY)
+    assert isinstance(raw, bytes)
+    second = SessionState(CODEC.decode(raw), raw, CODEC.unpack(raw))  # the same version
+    store = RivalStore(client, nobody)
+    session_writer, _, _ = writer(store)
+    first.assign("a", 1)
+    second.assign("b", 2)
+    assert session_writer.save_patch(first, KEY, *patch_of(first), lambda: TTL) is Saved.WRITTEN
+    assert session_writer.save_patch(second, KEY, *patch_of(second), lambda: TTL) is Saved.WRITTEN
+    assert store.attempts == [CasOutcome.WRITTEN, CasOutcome.CONFLICT, CasOutcome.WRITTEN]
+    assert stored(redis_client) == {"big": BIG, "a": 1, "b": 2}
+
+
+def test_a_rewrite_of_the_same_length_is_a_conflict(
+    client: redis.Redis, redis_client: redis.Redis
+) -> None:
+    """The stamp, not the length alone, tells versions apart."""
+    state = loaded(redis_client, {"big": BIG, "a": 0})
+    store = RivalStore(client, Rival(redis_client).first(a=9))  # same length, new stamp
+    session_writer, conflicts, _ = writer(store)
+    state.assign("a", 1)
+    assert session_writer.save_patch(state, KEY, *patch_of(state), lambda: TTL) is Saved.WRITTEN
+    assert store.attempts[0] is CasOutcome.CONFLICT
+    assert conflicts == [("a",)]
+    assert stored(redis_client) == {"big": BIG, "a": 1}
+
+
+def test_an_append_to_a_deleted_session_is_gone(
+    client: redis.Redis, redis_client: redis.Redis
+) -> None:
+    state = loaded(redis_client, {"big": BIG, "a": 0})
+    store = RivalStore(client, lambda attempt: redis_client.delete(KEY))
+    session_writer, _, _ = writer(store)
+    state.assign("a", 1)
+    assert session_writer.save_patch(state, KEY, *patch_of(state), lambda: TTL) is Saved.GONE
+    assert redis_client.exists(KEY) == 0
+
+
+# ------------------------------------------------------------------------- the codec
+
+
+def test_frames_apply_in_order_and_the_plain_form_follows() -> None:
+    record = SessionRecord({"big": BIG, "a": 1, "b": 2}, 1_700_000_000, 600)
+    raw = CODEC.encode(record)
+    plain = CODEC.unpack(raw)
+    for sets, deletes in (({"a": 2}, []), ({"a": 3, "c": (1, 2)}, ["b"])):
+        frame = CODEC.patch_frame(sets, deletes)
+        assert CODEC.can_append(raw, frame)
+        raw, plain = raw + frame, CODEC.patched_plain(plain, frame)
+        assert CODEC.unpack(raw) == plain and plain[0] == PATCHED_MARKER
+    expected = SessionRecord({"big": BIG, "a": 3, "c": (1, 2)}, 1_700_000_000, 600)
+    assert CODEC.decode(raw) == expected
+    # Packing a patched plain form folds the frames into one body.
+    folded = CODEC.pack(plain)
+    assert body_of(folded) and CODEC.decode(folded) == expected
+
+
+def test_can_append_limits_frames_and_their_size() -> None:
+    raw = CODEC.encode(SessionRecord({"big": BIG}, 1_700_000_000))
+    small = CODEC.patch_frame({"n": 1}, [])
+    for _ in range(MAX_PATCHES):
+        assert CODEC.can_append(raw, small)
+        raw += small
+    assert not CODEC.can_append(raw, small)
+    fresh = CODEC.encode(SessionRecord({"big": BIG}, 1_700_000_000))
+    assert not CODEC.can_append(fresh, CODEC.patch_frame({"n": "x" * 5000}, []))
+    assert not CODEC.can_append(CODEC.encode(SessionRecord({"a": 1}, 0)), small)  # not stamped
+
+
+@pytest.mark.parametrize(
+    "frames",
+    [
+        b"\x05ab",  # shorter than it says
+        b"\x00",  # empty
+        b"\x01\xc1",  # not MessagePack
+        b"\x02\x91\x01",  # not [{...}, [...]]
+        b"\x05\x92\x81\x01\x01\x90",  # a key that is not a str
+    ],
+    ids=["truncated", "empty", "garbage", "shape", "key type"],
+)
+def test_malformed_frames_are_a_decode_error(frames: bytes) -> None:
+    raw = CODEC.encode(SessionRecord({"big": BIG}, 1_700_000_000))
+    with pytest.raises(DecodeError):
+        CODEC.decode(raw + frames)
+
+
+def test_a_malformed_frame_in_redis_gives_a_fresh_session(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    app = make_app(redis_url, deserialized_fails_new=True)
+    session_id = big_session(app)
+    raw = redis_client.get(session_id)
+    assert raw is not None
+    redis_client.set(session_id, raw + b"\x05ab")
+    assert app.get("/dump").json == {}
