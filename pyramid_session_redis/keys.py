@@ -115,5 +115,5 @@ def same_slot_id(
         tagged = candidate[:start] + "{" + tag + "}" + candidate[start:]
         if slot_of(key_of(tagged)) == slot:
             return tagged
-    # Only a prefix with an unbalanced "{" defeats the tag; nothing moves across slots.
+    # Only a prefix whose "{" opens no tag defeats ours: settings refuse one at start-up.
     raise ValueError(f"no session id found in the hash slot {slot} of the old key")

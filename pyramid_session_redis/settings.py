@@ -20,6 +20,7 @@ from pyramid.path import DottedNameResolver
 
 from .codec import COMPRESSIONS, DEFAULT_MAX_PAYLOAD_BYTES
 from .exceptions import ConfigurationError
+from .lock import hash_tag
 from .sharding import Shard, parse_shards
 from .topology import Address, check_topology, parse_cluster_nodes, parse_sentinels, topology_of
 
@@ -329,6 +330,7 @@ def _validate(s: SessionSettings) -> None:
                 "python_expires",
             )
     _validate_cookie(s)
+    _validate_prefix(s.prefix)
     if s.persistence not in PERSISTENCE_MODES:
         _fail(
             f"`persistence` must be one of {PERSISTENCE_MODES}, got {s.persistence!r}",
@@ -387,6 +389,28 @@ def _validate_security(s: SessionSettings) -> None:
         _fail(
             f"`unsigned_payloads` must be one of {UNSIGNED_PAYLOAD_POLICIES}",
             "unsigned_payloads",
+        )
+
+
+def _validate_prefix(prefix: object) -> None:
+    """A ``prefix`` is a string whose first ``{``, if any, opens a Redis Cluster hash tag.
+
+    Redis hashes the text between a key's first ``{`` and the first ``}`` after it, if
+    not empty, else the whole key. A ``{`` in the prefix that opens no tag (``app{sess:``,
+    ``{}app:``) would be that first ``{`` of every key: the tag ``regenerate_id()`` puts
+    after the prefix could not keep a session in its hash slot, and its save would fail.
+    """
+    if prefix is None:
+        return
+    if not isinstance(prefix, str):
+        _fail(f"`prefix` must be a string, got {prefix!r}", "prefix")
+    elif "{" in prefix and hash_tag(prefix) is None:
+        _fail(
+            f'`prefix` {prefix!r} has a "{{" that opens no Redis Cluster hash tag (no '
+            '"}" after it, or an empty "{}"): an unclosed "{" defeats the hash tags '
+            "that keep a session's key in its slot, so regenerate_id() could not save. "
+            'Close the tag (e.g. "{app}:") or leave the "{" out',
+            "prefix",
         )
 
 

@@ -137,6 +137,27 @@ def test_login_moves_the_data_to_a_new_id_and_the_old_key_is_gone(
     assert slot_of(app.key(new_id)) == slot_of(app.key(old_id))
 
 
+@pytest.mark.parametrize("prefix", ["app:", "{app}:", "app}:", "}{a}:", "{a}{", "a{b}c{"])
+@pytest.mark.parametrize("hash_keys", [False, True])
+def test_login_works_under_every_prefix_the_settings_accept(
+    redis_url: str, redis_client: redis.Redis, prefix: str, hash_keys: bool
+) -> None:
+    # A prefix whose "{" opens no hash tag is refused at start-up (test_settings.py).
+    app = App(redis_url, prefix=prefix, hash_keys=hash_keys)
+    browser = app.browser()
+    old_id = anonymous_session(app, browser)
+    app.reports.clear()  # the first request's: no cookie yet
+    for user in ("alice", "bob"):  # a second login moves the session again
+        new_id = browser.get("/login", {"user": user}).json
+        assert new_id != old_id and new_id.startswith(prefix)
+        assert cookie_id(app, browser) == new_id
+        assert redis_client.keys() == [app.key(new_id).encode()]
+        assert slot_of(app.key(new_id)) == slot_of(app.key(old_id))
+        old_id = new_id
+    assert browser.get("/dump").json == {"cart": ["book"], "user": "bob"}
+    assert app.reports == []
+
+
 def test_the_old_cookie_finds_no_session(redis_url: str, mode: str) -> None:
     app = App(redis_url, persistence=mode)
     browser, attacker = app.browser(), app.browser()
@@ -363,7 +384,7 @@ def test_move_under_the_lock_checks_the_token_and_releases_it(
 # ------------------------------------------------------------------ the new id's slot
 
 
-@pytest.mark.parametrize("prefix", [None, "app:", "{shop}:"])
+@pytest.mark.parametrize("prefix", [None, "app:", "{shop}:", "app}:"])
 @pytest.mark.parametrize("hashed", [False, True])
 def test_the_new_id_keeps_the_slot_the_prefix_and_at_most_one_tag(
     prefix: str | None, hashed: bool

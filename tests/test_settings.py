@@ -75,6 +75,8 @@ def test_defaults_match_version_1_8() -> None:
         # Lock options without the lock mode: a forgotten `persistence = lock`.
         ({"lock_wait": 2}, "persistence"),
         ({"persistence": "cas", "lock_timeout": 2}, "lock_timeout"),
+        ({"prefix": 123}, "prefix"),
+        ({"prefix": b"app:"}, "prefix"),
     ],
 )
 def test_invalid_combinations_raise_at_start_up(options: dict[str, Any], named: str) -> None:
@@ -194,6 +196,50 @@ def test_ini_prefix_goes_on_generated_ids() -> None:
     )
     session_id = factory.new_id()
     assert session_id.startswith("shop:") and len(session_id) == len("shop:") + 64
+
+
+# -- the prefix's "{": it must open a Redis Cluster hash tag (regenerate_id() needs one)
+
+# The first "{" has no "}" after it, or an empty "{}": Redis hashes such keys whole.
+REFUSED_PREFIXES = ["app{sess:", "{", "sess{", "{}app:", "app:{}{b}"]
+# No "{", a closed tag first, or "}" alone (test_regenerate_id.py logs in under each).
+ACCEPTED_PREFIXES = ["", "app:", "{app}:", "app}:", "}{a}:", "{a}{", "a{b}c{"]
+
+
+def assert_refuses_the_prefix(error: ConfigurationError, prefix: str) -> None:
+    assert error.options == ("prefix",)
+    message = str(error)
+    assert message.startswith(f'`prefix` {prefix!r} has a "{{" that opens no Redis Cluster')
+    assert 'an unclosed "{" defeats the hash tags' in message
+    assert "regenerate_id()" in message
+
+
+@pytest.mark.parametrize("prefix", REFUSED_PREFIXES)
+def test_a_prefix_whose_brace_opens_no_hash_tag_is_refused(prefix: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        RedisSessionFactory("s", prefix=prefix)
+    assert_refuses_the_prefix(info.value, prefix)
+
+
+@pytest.mark.parametrize("prefix", REFUSED_PREFIXES)
+def test_an_ini_prefix_whose_brace_opens_no_hash_tag_is_refused(prefix: str) -> None:
+    settings = {"redis.sessions.secret": "s", "redis.sessions.prefix": prefix}
+    with pytest.raises(ConfigurationError) as info:
+        session_factory_from_settings(settings)
+    assert_refuses_the_prefix(info.value, prefix)
+    with pytest.raises(ConfigurationError) as info:
+        Configurator(settings=settings).include("pyramid_session_redis")
+    assert_refuses_the_prefix(info.value, prefix)
+
+
+@pytest.mark.parametrize("prefix", ACCEPTED_PREFIXES)
+def test_prefixes_without_a_dangling_brace_are_accepted(prefix: str) -> None:
+    from_kwargs = RedisSessionFactory("s", prefix=prefix)
+    from_ini = session_factory_from_settings(
+        {"redis.sessions.secret": "s", "redis.sessions.prefix": prefix}
+    )
+    for factory in (from_kwargs, from_ini):
+        assert factory.new_id().startswith(prefix)
 
 
 @pytest.mark.parametrize(
