@@ -78,6 +78,7 @@ __all__ = [
     "LegacyPayloadError",
     "SafeCodec",
     "SessionRecord",
+    "is_stamped",
 ]
 
 PLAIN_MARKER: Final = 0x04
@@ -453,7 +454,10 @@ class SafeCodec:
 
     @staticmethod
     def patch_frame(sets: dict[str, Any], deletes: list[str]) -> bytes:
-        """The frame recording that a write set ``sets`` and deleted ``deletes``."""
+        """The frame recording that a write set ``sets`` and deleted ``deletes``;
+        TypeError/ValueError if they cannot be stored (as :meth:`encode_plain`)."""
+        if not set(map(type, sets)) <= _STR_ONLY or not set(map(type, deletes)) <= _STR_ONLY:
+            raise TypeError("SessionRecord.data must be a dict with str keys")
         patch = serializer.dumps([sets, deletes])
         return _varint(len(patch)) + patch
 
@@ -480,6 +484,11 @@ class SafeCodec:
 
 
 _BODY_MARKERS = frozenset((_PLAIN, _ZLIB, _ZSTD))
+
+
+def is_stamped(raw: bytes) -> bool:
+    """Whether stored bytes start as a stamped value (see the module docstring)."""
+    return raw[:1] == _STAMPED
 
 
 def _split_stamped(raw: bytes) -> tuple[memoryview, memoryview]:

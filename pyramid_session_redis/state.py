@@ -150,7 +150,7 @@ class SessionState:
         encode, data = codec.encode_value, self.data
         sets: dict[str, Any] = {}
         deletes: list[str] = []
-        for key in sorted(keys):
+        for key in sorted(keys, key=str):  # a non-str key is refused by the frame
             before, after = loaded.get(key, _ABSENT), data.get(key, _ABSENT)
             if after is _ABSENT:
                 if before is not _ABSENT:

@@ -140,6 +140,31 @@ def test_a_deletion_is_written_whole_and_leaves_no_copy_behind(
     assert app.get("/dump").json == {"big": BIG, "counter": 1}
 
 
+def set_int_key(request: Request) -> Any:
+    request.session[1] = "x"
+    return "set"
+
+
+def set_object(request: Request) -> Any:
+    request.session["counter"] = object()
+    return "set"
+
+
+@pytest.mark.parametrize("view", ["set_int_key", "set_object"])
+@pytest.mark.parametrize("size", ["small", "large"])
+def test_what_cannot_be_stored_raises_and_leaves_the_session_as_it_was(
+    redis_url: str, redis_client: redis.Redis, view: str, size: str
+) -> None:
+    """As for a whole write: TypeError at the save, nothing written."""
+    app = make_app(redis_url, {"set_int_key": set_int_key, "set_object": set_object})
+    session_id = big_session(app) if size == "large" else start_session(app, counter=0)
+    before = redis_client.get(session_id)
+    with pytest.raises(TypeError):
+        app.get(f"/{view}")
+    assert redis_client.get(session_id) == before
+    assert app.get("/read", {"key": "counter"}).json == 0
+
+
 def test_small_sessions_are_not_stamped(redis_url: str, redis_client: redis.Redis) -> None:
     app = make_app(redis_url)
     session_id = start_session(app, a=1)
