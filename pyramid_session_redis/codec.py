@@ -461,11 +461,12 @@ class SafeCodec:
         patch = serializer.dumps([sets, deletes])
         return _varint(len(patch)) + patch
 
-    def can_append(self, raw: bytes, frame: bytes) -> bool:
-        """Whether ``frame`` may be appended to the stamped value ``raw``: it stays
-        within ``max_payload_bytes``, its frames within ``MAX_PATCHES`` and a quarter of
-        the body (beyond that a whole write folds them in)."""
-        if self.stamp(raw) is None or len(raw) + len(frame) > self._limit:
+    def can_append(self, raw: bytes, plain: bytes, frame: bytes) -> bool:
+        """Whether ``frame`` may be appended to the stamped value ``raw`` (whose plain
+        form is ``plain``): the plain form stays within ``max_payload_bytes``, the frames
+        within ``MAX_PATCHES`` and a quarter of the body (beyond that a whole write folds
+        them in, or refuses a session grown too large)."""
+        if self.stamp(raw) is None or len(plain) + len(frame) > self._limit:
             return False
         try:
             body, frames = _split_stamped(raw)

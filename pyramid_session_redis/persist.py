@@ -133,7 +133,8 @@ class SessionWriter:
         assert codec is not None and state.loaded is not None
         frame = codec.patch_frame(sets, deletes)
         # A deleted value is gone from the stored bytes at once (a frame would only hide it).
-        if deletes or not codec.can_append(state.loaded, frame):
+        plain = state.loaded_plain or b""
+        if deletes or not codec.can_append(state.loaded, plain, frame):
             return self.save(state, key, codec.encode_plain(state.record), ttl, None)
         return self._compare_and_set(state, key, None, ttl, frame=frame)
 

@@ -25,6 +25,7 @@ from pyramid_session_redis.codec import (
     SafeCodec,
     SessionRecord,
 )
+from pyramid_session_redis.exceptions import SessionTooLarge
 from pyramid_session_redis.persist import Saved
 from pyramid_session_redis.state import SessionState
 from pyramid_session_redis.store import CasOutcome
@@ -277,7 +278,7 @@ def test_frames_apply_in_order_and_the_plain_form_follows() -> None:
     plain = CODEC.unpack(raw)
     for sets, deletes in (({"a": 2}, []), ({"a": 3, "c": (1, 2)}, ["b"])):
         frame = CODEC.patch_frame(sets, deletes)
-        assert CODEC.can_append(raw, frame)
+        assert CODEC.can_append(raw, plain, frame)
         raw, plain = raw + frame, CODEC.patched_plain(plain, frame)
         assert CODEC.unpack(raw) == plain and plain[0] == PATCHED_MARKER
     expected = SessionRecord({"big": BIG, "a": 3, "c": (1, 2)}, 1_700_000_000, 600)
@@ -287,16 +288,41 @@ def test_frames_apply_in_order_and_the_plain_form_follows() -> None:
     assert body_of(folded) and CODEC.decode(folded) == expected
 
 
-def test_can_append_limits_frames_and_their_size() -> None:
+def test_can_append_limits_frames_their_size_and_the_payload() -> None:
     raw = CODEC.encode(SessionRecord({"big": BIG}, 1_700_000_000))
+    plain = CODEC.unpack(raw)
     small = CODEC.patch_frame({"n": 1}, [])
     for _ in range(MAX_PATCHES):
-        assert CODEC.can_append(raw, small)
-        raw += small
-    assert not CODEC.can_append(raw, small)
+        assert CODEC.can_append(raw, plain, small)
+        raw, plain = raw + small, CODEC.patched_plain(plain, small)
+    assert not CODEC.can_append(raw, plain, small)
     fresh = CODEC.encode(SessionRecord({"big": BIG}, 1_700_000_000))
-    assert not CODEC.can_append(fresh, CODEC.patch_frame({"n": "x" * 5000}, []))
-    assert not CODEC.can_append(CODEC.encode(SessionRecord({"a": 1}, 0)), small)  # not stamped
+    fresh_plain = CODEC.unpack(fresh)
+    assert not CODEC.can_append(fresh, fresh_plain, CODEC.patch_frame({"n": "x" * 5000}, []))
+    tight = SafeCodec(1024, max_payload_bytes=len(fresh_plain) + 10)
+    assert tight.can_append(fresh, fresh_plain, CODEC.patch_frame({"n": 1}, []))
+    assert not tight.can_append(fresh, fresh_plain, CODEC.patch_frame({"n": "x" * 10}, []))
+    small_raw = CODEC.encode(SessionRecord({"a": 1}, 0))
+    assert not CODEC.can_append(small_raw, small_raw, small)  # not stamped
+
+
+def test_a_patch_past_max_payload_bytes_is_refused_and_nothing_written(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    app = make_app(redis_url)
+    session_id = big_session(app)
+    raw = redis_client.get(session_id)
+    assert raw is not None
+    size = len(SafeCodec(1024).unpack(raw))
+    tight = make_app(redis_url, max_payload_bytes=size + 20)
+    tight.set_cookie("session", app.cookies["session"])
+    tight.get("/set", {"key": "counter", "value": "1"})  # a frame that fits
+    grown = redis_client.get(session_id)
+    assert grown is not None and grown.startswith(raw)
+    with pytest.raises(SessionTooLarge):
+        tight.get("/set", {"key": "counter", "value": '"' + "x" * 100 + '"'})
+    assert redis_client.get(session_id) == grown  # refused whole: nothing written
+    assert tight.get("/read", {"key": "counter"}).json == 1
 
 
 @pytest.mark.parametrize(
@@ -314,6 +340,21 @@ def test_malformed_frames_are_a_decode_error(frames: bytes) -> None:
     raw = CODEC.encode(SessionRecord({"big": BIG}, 1_700_000_000))
     with pytest.raises(DecodeError):
         CODEC.decode(raw + frames)
+
+
+def test_an_append_to_a_value_replaced_by_another_type_is_gone(
+    client: redis.Redis, redis_client: redis.Redis
+) -> None:
+    state = loaded(redis_client, {"big": BIG, "a": 0})
+
+    def replace(attempt: int) -> None:
+        redis_client.delete(KEY)
+        redis_client.hset(KEY, "f", "v")
+
+    session_writer, _, _ = writer(RivalStore(client, replace))
+    state.assign("a", 1)
+    assert session_writer.save_patch(state, KEY, *patch_of(state), lambda: TTL) is Saved.GONE
+    assert redis_client.type(KEY) == b"hash"
 
 
 def test_a_malformed_frame_in_redis_gives_a_fresh_session(
