@@ -15,6 +15,9 @@ from .codec import Codec, SessionRecord
 from .serializer import is_immutable
 
 _ABSENT: Any = object()
+# A request that touched more top-level keys than this is written whole: comparing each
+# key alone would cost more than encoding the session once.
+MAX_PATCH_KEYS = 16
 Patch = tuple[dict[str, Any], list[str]]  # the keys set (with their values), deleted
 
 
@@ -124,9 +127,12 @@ class SessionState:
 
     @property
     def patchable(self) -> bool:
-        """The request's changes are all to top-level keys (see :meth:`patch_if_changed`)."""
+        """The request's changes are all to a few top-level keys (see
+        :meth:`patch_if_changed`)."""
         changed_meta = self.forced or self.meta_changed or self.normalized
-        return not changed_meta and self.loaded_plain is not None
+        touched = len(self.written) + len(self.deleted) + len(self.increments)
+        few = touched + len(self.exposed) <= MAX_PATCH_KEYS
+        return few and not changed_meta and self.loaded_plain is not None
 
     def patch_if_changed(self, codec: Codec, detect_changes: bool) -> Patch | None:
         """The keys whose stored form this request changed, else None (only if

@@ -27,7 +27,7 @@ from pyramid_session_redis.codec import (
 )
 from pyramid_session_redis.exceptions import SessionTooLarge
 from pyramid_session_redis.persist import Saved
-from pyramid_session_redis.state import SessionState
+from pyramid_session_redis.state import MAX_PATCH_KEYS, SessionState
 from pyramid_session_redis.store import CasOutcome
 from tests.app import make_app
 from tests.redis_stats import CommandCounter
@@ -131,6 +131,25 @@ def test_a_value_mutated_in_place_is_appended(
     assert app.get("/read_items").json == ["a", "b"]
     raw = redis_client.get(session_id)
     assert raw is not None and SafeCodec().decode(raw).data["items"] == ["a", "b"]
+
+
+def set_many(request: Request) -> Any:
+    request.session.update({f"k{i}": i for i in range(int(request.params["count"]))})
+    return "set"
+
+
+@pytest.mark.parametrize(
+    ("count", "appended"), [(MAX_PATCH_KEYS, True), (MAX_PATCH_KEYS + 1, False)]
+)
+def test_a_request_that_touched_many_keys_is_written_whole(
+    redis_url: str, commands: CommandCounter, count: int, appended: bool
+) -> None:
+    app = make_app(redis_url, {"set_many": set_many})
+    big_session(app)
+    commands.reset()
+    app.get("/set_many", {"count": str(count)})
+    assert ("append" in commands.counts()) is appended
+    assert app.get("/read", {"key": f"k{count - 1}"}).json == count - 1
 
 
 def test_a_deletion_is_written_whole_and_leaves_no_copy_behind(
