@@ -10,6 +10,7 @@ the session's key, from the server's own statistics.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -114,6 +115,39 @@ def test_two_concurrent_requests_on_distinct_keys_both_land(site: Callable[..., 
     finally:
         MEDDLER.meddle = lambda: None
     assert mine.get("/dump").json == {"theirs": 1, "mine": 1}
+
+
+def test_a_large_sessions_change_is_appended_and_concurrent_ones_merge(
+    site: Callable[..., Site], topology: Topology
+) -> None:
+    """A patch frame (stamped values, codec.py): one script on the key's own node."""
+    app = site()
+    mine, other = app.browser(), app.browser()
+    big = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(60)]  # stamped
+    mine.get("/set", {"key": "big", "value": json.dumps(big)})
+    mine.get("/set", {"key": "theirs", "value": "0"})
+    _, node = stored_session(topology, mine)
+    counter = CommandCounter.for_port(node.port)
+    try:
+        with counter.measure() as write:
+            mine.get("/set", {"key": "n", "value": "1"})
+    finally:
+        counter.close()
+    assert write.counts == {
+        "getex": 1,
+        "evalsha": 1,
+        "strlen": 1,
+        "getrange": 1,
+        "append": 1,
+        "expire": 1,
+    }
+    other.set_cookie("session", mine.cookies["session"])
+    MEDDLER.meddle = lambda: other.get("/set", {"key": "theirs", "value": "1"}).json
+    try:
+        mine.get("/meddle")  # its append loses to the other's: merged, written whole
+    finally:
+        MEDDLER.meddle = lambda: None
+    assert mine.get("/dump").json == {"big": big, "theirs": 1, "n": 1, "mine": 1}
 
 
 def test_invalidate_deletes_the_key_and_expires_the_cookie(
