@@ -418,7 +418,11 @@ class SafeCodec:
         body, frames = _split_stamped(raw)
         if body[:1] not in _BODY_MARKERS:
             raise DecodeError("a stamped payload's body is not a version 2 payload")
-        plain = self.unpack(bytes(body))
+        inflater = _INFLATERS.get(bytes(body[:1]))
+        if inflater is None:  # an uncompressed body
+            plain = bytes(body)
+        else:
+            plain = inflater[0] + inflater[1](body[1:], self._limit - 1)
         if not frames:
             return plain
         return b"".join((_PATCHED, _varint(len(plain)), plain, frames))
@@ -427,20 +431,10 @@ class SafeCodec:
         """The record in a plain envelope; :class:`DecodeError` for anything malformed."""
         marker = raw[:1]
         if marker == _PATCHED:
-            return _patched_record(self, raw)
+            return _patched_record(raw)
         if marker != _PLAIN and marker != _JSON:
             raise _marker_error(raw)
-        if len(raw) < 5:
-            raise DecodeError("truncated header")
-        created = int.from_bytes(raw[1:5], "big")
-        timeout_code, pos = _read_varint(raw, 5)
-        since_code, pos = _read_varint(raw, pos)
-        timeout, since = _duration(timeout_code), _duration(since_code)
-        expires = None if since is None else created + (timeout or 0) + since
-        _check_ranges(timeout, expires)
-        body = memoryview(raw)[pos:]
-        data = _load_data(body) if marker == _PLAIN else _load_json_data(body)
-        return SessionRecord(data, created, timeout, expires)
+        return _envelope_record(raw, json=marker == _JSON)
 
     def encode_value(self, value: Any) -> bytes:
         """``serializer.dumps(value)``."""
@@ -514,15 +508,31 @@ def _frames(frames: memoryview) -> Any:
         pos = end
 
 
-def _patched_record(codec: SafeCodec, raw: bytes) -> SessionRecord:
+def _envelope_record(raw: bytes | memoryview, json: bool = False) -> SessionRecord:
+    """The record of a 0x04 envelope (0x01 with ``json``), marker already checked."""
+    if len(raw) < 5:
+        raise DecodeError("truncated header")
+    created = int.from_bytes(raw[1:5], "big")
+    timeout_code, pos = _read_varint(raw, 5)
+    since_code, pos = _read_varint(raw, pos)
+    timeout, since = _duration(timeout_code), _duration(since_code)
+    expires = None if since is None else created + (timeout or 0) + since
+    _check_ranges(timeout, expires)
+    body = memoryview(raw)[pos:]
+    data = _load_json_data(body) if json else _load_data(body)
+    return SessionRecord(data, created, timeout, expires)
+
+
+def _patched_record(raw: bytes) -> SessionRecord:
     """A plain form 0x08: the body's record with every frame applied, in order."""
     length, pos = _read_varint(raw, 1)
     end = pos + length
     if len(raw) < end or raw[pos : pos + 1] != _PLAIN:
         raise DecodeError("truncated or malformed patched payload")
-    record = codec.decode_plain(raw[pos:end])
+    view = memoryview(raw)
+    record = _envelope_record(view[pos:end])
     data = record.data
-    for frame in _frames(memoryview(raw)[end:]):
+    for frame in _frames(view[end:]):
         try:
             patch = serializer.loads(frame)
         except ValueError as exc:
