@@ -78,7 +78,7 @@ __all__ = [
     "LegacyPayloadError",
     "SafeCodec",
     "SessionRecord",
-    "is_stamped",
+    "body_marker",
 ]
 
 PLAIN_MARKER: Final = 0x04
@@ -481,9 +481,16 @@ class SafeCodec:
 _BODY_MARKERS = frozenset((_PLAIN, _ZLIB, _ZSTD))
 
 
-def is_stamped(raw: bytes) -> bool:
-    """Whether stored bytes start as a stamped value (see the module docstring)."""
-    return raw[:1] == _STAMPED
+def body_marker(head: bytes) -> int | None:
+    """The marker of the payload in the first bytes of a stored value: the first byte,
+    or a stamped value's body's; None if ``head`` is too short to tell."""
+    if head[:1] != _STAMPED:
+        return head[0] if head else None
+    try:
+        _, pos = _read_varint(head, STAMP_BYTES)
+    except DecodeError:
+        return None
+    return head[pos] if pos < len(head) else None
 
 
 def _split_stamped(raw: bytes) -> tuple[memoryview, memoryview]:

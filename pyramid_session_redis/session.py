@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pyramid.interfaces import ISession
 from zope.interface import implementer
 
-from .codec import SessionRecord, is_stamped
+from .codec import SessionRecord
 from .events import EventKind, EventRecorder
 from .exceptions import (
     BackendUnavailable,
@@ -386,8 +386,7 @@ class RedisSession(SessionDict):
             log.warning("session %s: regenerate_id() not applied: no cookie", self._log_id())
             self._session_id, self._moving_from = self._moving_from, None
         codec, plain, patch = self._factory.codec, None, None
-        stamped = stored and state.loaded is not None and is_stamped(state.loaded)
-        if stamped and self._moving_from is None and self._writer().can_patch(state):
+        if stored and self._moving_from is None and self._writer().can_patch(state):
             patch = state.patch_if_changed(codec, s.detect_changes)
         elif stored:
             plain = state.encode_if_changed(codec, s.detect_changes)

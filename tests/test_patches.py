@@ -24,6 +24,7 @@ from pyramid_session_redis.codec import (
     DecodeError,
     SafeCodec,
     SessionRecord,
+    body_marker,
 )
 from pyramid_session_redis.exceptions import SessionTooLarge
 from pyramid_session_redis.persist import Saved
@@ -348,6 +349,15 @@ def test_a_patch_past_max_payload_bytes_is_refused_and_nothing_written(
         tight.get("/set", {"key": "counter", "value": '"' + "x" * 100 + '"'})
     assert redis_client.get(session_id) == grown  # refused whole: nothing written
     assert tight.get("/read", {"key": "counter"}).json == 1
+
+
+def test_body_marker_reads_through_the_stamp() -> None:
+    stamped = SafeCodec(1024).encode(SessionRecord({"big": BIG}, 1_700_000_000))
+    plain = SafeCodec().encode(SessionRecord({"big": BIG}, 1_700_000_000))
+    assert body_marker(stamped[:16]) == 0x06 and body_marker(plain[:16]) == 0x04
+    assert body_marker(SafeCodec().encode(SessionRecord({"a": 1}, 0))) == 0x04
+    assert body_marker(stamped[:STAMP_BYTES]) is None  # cut before the body
+    assert body_marker(b"") is None
 
 
 @pytest.mark.parametrize(

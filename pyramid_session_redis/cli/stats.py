@@ -13,9 +13,9 @@ from ..codec import (
     JSON_ZSTD_MARKER,
     PLAIN_MARKER,
     STAMP_BYTES,
-    STAMPED_MARKER,
     ZLIB_MARKER,
     ZSTD_MARKER,
+    body_marker,
 )
 from ..integrity import OVERHEAD, SIGNED_MARKER
 
@@ -53,14 +53,8 @@ def encoding_of(head: bytes) -> str:
 
 def _unsigned_encoding(head: bytes) -> str:
     """A stamped value is named by its body's encoding (the stamp is bookkeeping)."""
-    if head[0] == STAMPED_MARKER:
-        pos = STAMP_BYTES
-        while pos < len(head) and head[pos] >= 0x80:  # the body's length, a varint
-            pos += 1
-        head = head[pos + 1 :]
-        if not head:
-            return OTHER_ENCODING
-    return ENCODINGS.get(head[0], OTHER_ENCODING)
+    marker = body_marker(head)
+    return OTHER_ENCODING if marker is None else ENCODINGS.get(marker, OTHER_ENCODING)
 
 
 def _size(n: int) -> str:
