@@ -100,11 +100,14 @@ def test_commands_per_request(differential: Differential, native_cas: bool) -> N
     assert sum(legacy["evaluated"].values()) == sum(ours["evaluated"].values()) == 1
     # DELIBERATE (fewer commands, GETEX): 1.8.1 as observed, and ours. A loaded session
     # is one GETEX (the TTL slides with the read); a new one is one SET NX EX.
-    assert legacy == {
+    # 1.8.1's read is sometimes a rewrite (SETEX instead of EXPIRE; seen once in CI): the
+    # expiry it keeps in the payload is in whole seconds, and moves when the read falls in
+    # a later second than the write.
+    assert legacy["read"] in ({"get": 1, "expire": 1}, {"get": 1, "setex": 1})
+    assert {name: counts for name, counts in legacy.items() if name != "read"} == {
         "create": {"watch": 1, "get": 1, "multi": 1, "setex": 2, "exec": 1},
         "untouched": {},
         "evaluated": {"get": 1},
-        "read": {"get": 1, "expire": 1},
         "write": {"get": 1, "setex": 1},
         "invalidate": {"get": 1, "del": 1},
     }
