@@ -96,18 +96,25 @@ def test_load_when_evaluated(differential: Differential) -> None:
 def test_commands_per_request(differential: Differential, native_cas: bool) -> None:
     """No command while ``request.session`` is not evaluated, one load as soon as it is."""
     legacy, ours = differential("commands_per_request")
+    # 1.8.1 sometimes rewrites a session it only loaded (SETEX; seen in CI after "evaluated"
+    # and after "read"): the expiry it keeps in the payload is in whole seconds, and moves
+    # when a request falls in a later second than the session's creation. Its counts are
+    # compared with that rewrite taken out (for "read" it replaces the EXPIRE).
+    rewritten = {step: counts for step, counts in legacy.items() if step in ("evaluated", "read")}
+    for step, counts in rewritten.items():
+        if counts.get("setex") == 1 and "expire" not in counts:
+            legacy[step] = {
+                name: n for name, n in counts.items() if name != "setex"
+            } | ({"expire": 1} if step == "read" else {})
     assert legacy["untouched"] == ours["untouched"] == {}
     assert sum(legacy["evaluated"].values()) == sum(ours["evaluated"].values()) == 1
     # DELIBERATE (fewer commands, GETEX): 1.8.1 as observed, and ours. A loaded session
     # is one GETEX (the TTL slides with the read); a new one is one SET NX EX.
-    # 1.8.1's read is sometimes a rewrite (SETEX instead of EXPIRE; seen once in CI): the
-    # expiry it keeps in the payload is in whole seconds, and moves when the read falls in
-    # a later second than the write.
-    assert legacy["read"] in ({"get": 1, "expire": 1}, {"get": 1, "setex": 1})
-    assert {name: counts for name, counts in legacy.items() if name != "read"} == {
+    assert legacy == {
         "create": {"watch": 1, "get": 1, "multi": 1, "setex": 2, "exec": 1},
         "untouched": {},
         "evaluated": {"get": 1},
+        "read": {"get": 1, "expire": 1},
         "write": {"get": 1, "setex": 1},
         "invalidate": {"get": 1, "del": 1},
     }
