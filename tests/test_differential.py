@@ -103,9 +103,9 @@ def test_commands_per_request(differential: Differential, native_cas: bool) -> N
     rewritten = {step: counts for step, counts in legacy.items() if step in ("evaluated", "read")}
     for step, counts in rewritten.items():
         if counts.get("setex") == 1 and "expire" not in counts:
-            legacy[step] = {
-                name: n for name, n in counts.items() if name != "setex"
-            } | ({"expire": 1} if step == "read" else {})
+            legacy[step] = {name: n for name, n in counts.items() if name != "setex"} | (
+                {"expire": 1} if step == "read" else {}
+            )
     assert legacy["untouched"] == ours["untouched"] == {}
     assert sum(legacy["evaluated"].values()) == sum(ours["evaluated"].values()) == 1
     # DELIBERATE (fewer commands, GETEX): 1.8.1 as observed, and ours. A loaded session
