@@ -10,7 +10,7 @@ environments have.
 Protocol (``bench``): JSON lines. The first line sets the worker up; each later
 line asks for one timed batch and gets one line back; end of input ends it::
 
-    -> {"kind": "redis" | "cookie" | "none" | "raw",
+    -> {"kind": "redis" | "minimal" | "cookie" | "none" | "raw",
         "options": {...},               # RedisSessionFactory keyword options
         "serializer": null | "pickle",  # ours in migration mode
         "redis_url": "redis://127.0.0.1:PORT/0",
@@ -29,7 +29,9 @@ two libraries (A B A B ...) without paying a process start per batch.
 ``kind`` "redis" is whichever ``pyramid_session_redis`` is installed; "cookie" is
 Pyramid's ``SignedCookieSessionFactory``; "none" gives ``request.session`` as a
 plain dict from a trivial session factory (the same views with no session
-machinery: the framework floor);
+machinery: the framework floor); "minimal" is the least a Redis session can do (one
+``GETEX`` to read, one ``SET`` to write; see ``MinimalSessionFactory``: a bound, not a
+library);
 "raw" times bare redis-py commands (workloads named "GET", "GETEX"...: the wire
 floor). The first batch of a workload seeds its session (the cookie is kept)
 and warms up; each batch is bounded by ``requests`` and by ``budget_s``.
@@ -48,6 +50,8 @@ from __future__ import annotations
 
 import copy
 import gc
+import hashlib
+import hmac
 import importlib.metadata
 import importlib.util
 import io
@@ -160,8 +164,90 @@ def _text_view(view: Callable[[Any], str]) -> Callable[[Any], Response]:
     return wrapped
 
 
+class MinimalSession(dict):  # type: ignore[type-arg]
+    """The session of :class:`MinimalSessionFactory`: a dict that notes being written."""
+
+    def __init__(self, factory: MinimalSessionFactory, request: Any, session_id: str | None):
+        super().__init__()
+        self.factory, self.request, self.session_id = factory, request, session_id
+        self.dirty = False
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._written()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self._written()
+
+    def _written(self) -> None:
+        if not self.dirty:
+            self.dirty = True
+            self.request.add_response_callback(self.factory.set_cookie)
+            self.request.add_finished_callback(self.factory.save)
+
+
+class MinimalSessionFactory:
+    """The least a server-side session can do per request: a bound, not a library.
+
+    An HMAC-signed id in the cookie, one ``GETEX`` (the sliding TTL) on a redis-py
+    ``Connection`` of its own, msgspec MessagePack, and one plain ``SET … EX`` when a
+    key was set: no compare-and-set, compression, events, size cap, mutation detection,
+    error handling or thread safety. Runs in our environment only (msgspec); the
+    in-process batches are single-threaded.
+    """
+
+    TTL = 1200
+
+    def __init__(self, redis_url: str) -> None:
+        import msgspec
+
+        url = urlsplit(redis_url)
+        self.connection = redis.connection.Connection(host=url.hostname, port=url.port)
+        self.key = hashlib.sha512(b"minimal:" + SECRET.encode()).digest()
+        self.encode = msgspec.msgpack.Encoder().encode
+        self.decode = msgspec.msgpack.Decoder(dict).decode
+
+    def _command(self, *args: bytes) -> Any:
+        packed = b"*%d\r\n" % len(args) + b"".join(
+            b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in args
+        )
+        self.connection.send_packed_command((packed,), check_health=False)
+        return self.connection.read_response(disable_decoding=True)
+
+    def _signature(self, session_id: str) -> str:
+        return hmac.new(self.key, session_id.encode(), "sha256").hexdigest()
+
+    def __call__(self, request: Any) -> MinimalSession:
+        cookie = request.cookies.get(COOKIE_NAME)
+        session_id, _, signature = (cookie or "").partition(".")
+        if not session_id or not hmac.compare_digest(signature, self._signature(session_id)):
+            return MinimalSession(self, request, None)
+        session = MinimalSession(self, request, session_id)
+        raw = self._command(b"GETEX", session_id.encode(), b"EX", b"%d" % self.TTL)
+        if raw is not None:
+            dict.update(session, self.decode(raw))
+        else:
+            session.session_id = None
+        return session
+
+    def set_cookie(self, request: Any, response: Any) -> None:
+        session = request.session
+        if session.session_id is None:
+            session.session_id = os.urandom(32).hex()
+            value = f"{session.session_id}.{self._signature(session.session_id)}"
+            response.set_cookie(COOKIE_NAME, value, httponly=True)
+
+    def save(self, request: Any) -> None:
+        session = request.session
+        payload = self.encode(dict(session))
+        self._command(b"SET", session.session_id.encode(), payload, b"EX", b"%d" % self.TTL)
+
+
 def session_factory(spec: dict[str, Any]) -> Any:
     kind = spec["kind"]
+    if kind == "minimal":
+        return MinimalSessionFactory(spec["redis_url"])
     if kind == "cookie":
         from pyramid.session import SignedCookieSessionFactory
 
@@ -287,7 +373,7 @@ class Runner:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
         self.workloads = {w["name"]: w for w in spec["workloads"]}
-        self.stats = ServerStats(spec) if spec["kind"] in ("redis", "raw") else None
+        self.stats = ServerStats(spec) if spec["kind"] in ("redis", "minimal", "raw") else None
         self.prepared: dict[str, tuple[Callable[[], Any], int | None]] = {}
         if spec["kind"] == "raw":
             self.raw_ops = raw_ops(spec["redis_url"])

@@ -34,7 +34,8 @@ Extension 13 is written by :func:`dumps_data` only, for the top-level values of 
 session that look like tokens (a CSRF token, an id from ``secrets.token_hex``): a str
 of 32 to 128 lowercase hex digits, an even number of them, in a session whose encoding
 is under :data:`TOKENS_BELOW` bytes without them. Larger sessions are compressed, which
-halves hex text anyway, and are not searched for tokens (a loop over every value).
+halves hex text anyway; one with many keys is encoded before any search for tokens (a
+loop over every value), one with few is searched first, so that it is encoded once.
 
 Only exact types are supported: subclasses (IntEnum, OrderedDict, namedtuple, ...) and
 other types (bytearray, ...) raise ``TypeError`` rather than coming back as something
@@ -209,10 +210,21 @@ def dumps(value: Any) -> bytes:
 def dumps_data(data: dict[str, Any]) -> bytes:
     """:func:`dumps` of a session's data, a dict whose keys the caller has checked are all
     ``str``; in a small session, top-level hex tokens are stored as their bytes."""
-    out = _dumps(data, _values_plain)
-    if len(out) < TOKENS_BELOW and any(map(_is_token, data.values())):
-        return _dumps(data, _values_plain, _with_tokens)
-    return out
+    if len(data) > SCAN_FIRST_UP_TO:  # encoded first: a large one is not searched at all
+        out = _dumps(data, _values_plain)
+        if len(out) < TOKENS_BELOW and any(map(_is_token, data.values())):
+            return _dumps(data, _values_plain, _with_tokens)
+        return out
+    token_chars = sum(len(value) for value in data.values() if _is_token(value))
+    if not token_chars:
+        return _dumps(data, _values_plain)
+    # A token stored as its bytes saves at most half its characters: when the token form
+    # is this far under the limit, so is the plain form, and it is the only one encoded.
+    out = _dumps(data, _values_plain, _with_tokens)
+    if len(out) + token_chars // 2 < TOKENS_BELOW:
+        return out
+    plain = _dumps(data, _values_plain)
+    return out if len(plain) < TOKENS_BELOW else plain
 
 
 def _values_plain(data: dict[str, Any]) -> bool:
@@ -220,6 +232,9 @@ def _values_plain(data: dict[str, Any]) -> bool:
 
 
 TOKENS_BELOW: Final = 1024
+# A session with at most this many top-level keys is searched for tokens before it is
+# encoded, so that one with tokens is encoded once; a larger one is encoded first.
+SCAN_FIRST_UP_TO: Final = 32
 _TOKEN_LENGTHS = frozenset(range(32, 129, 2))
 _HEX_DIGITS = str.maketrans("", "", "0123456789abcdef")
 

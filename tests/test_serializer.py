@@ -426,3 +426,21 @@ def test_sessions_of_a_kilobyte_or_more_are_not_searched_for_tokens() -> None:
     assert bytes.fromhex(TOKEN) in serializer.dumps_data(small)
     large = {"csrf": TOKEN, "pad": "x" * serializer.TOKENS_BELOW}
     assert serializer.dumps_data(large) == dumps(large)
+
+
+@pytest.mark.parametrize("keys", [2, serializer.SCAN_FIRST_UP_TO + 8], ids=["few", "many"])
+def test_tokens_are_stored_as_bytes_exactly_when_the_session_is_under_a_kilobyte(
+    keys: int,
+) -> None:
+    """Whichever way the session is searched (before or after encoding, by its number
+    of keys), the token form is chosen by the size without tokens, at every size
+    around the limit, and both forms load back the same."""
+    tokens = [TOKEN[: 32 + 2 * i] for i in range(keys - 1)][:4]
+    for pad in range(serializer.TOKENS_BELOW - 400, serializer.TOKENS_BELOW + 40):
+        data: dict[str, Any] = {f"t{i}": token for i, token in enumerate(tokens)}
+        data.update({f"n{i}": i for i in range(keys - len(data) - 1)})
+        data["pad"] = "x" * pad
+        plain = dumps(data)
+        stored = serializer.dumps_data(data)
+        assert (stored != plain) == (len(plain) < serializer.TOKENS_BELOW), pad
+        assert serializer.loads_data(stored) == data
