@@ -270,6 +270,35 @@ def test_lock_regenerate_and_the_user_index_work_across_shards(
     assert sum(len(site.keys_on(server)) for server in three) == 3  # two sessions + index
 
 
+def test_a_users_sessions_with_one_shard_down_are_a_503_never_a_partial_answer(
+    three: list[RedisServerProcess],
+) -> None:
+    """Listing or revoking the sessions of a user with one on a shard that is down
+    fails with the typed backend error (a 503) rather than leaving that session out of
+    the list, or reporting it revoked: "log out everywhere" must not claim what it did
+    not do. Once the shard is back, both work, and the revocation is complete."""
+    site = ShardedSite(three)
+    made = sessions_on_every_shard(site)
+    for browser, _ in made:
+        browser.get("/login", {"user": "alice"})
+    index_home = site.server_of(index_key(None, "alice"))
+    here = next(b for b, i in made if site.server_of(i) is index_home)
+    down = next(server for server in three if server is not index_home)
+    down.stop()
+    assert here.get("/whoami").json == "alice"  # its own shard and the index's are up
+    assert here.get("/sessions", {"user": "alice"}, expect_errors=True).status_int == 503
+    assert here.get("/revoke", {"user": "alice", "keep": "1"}, expect_errors=True).status_int == 503
+    down.start()  # the same port; its data persisted
+    survivors = here.get("/sessions", {"user": "alice"}).json
+    on_down = sum(1 for _, i in made if site.server_of(i) is down)
+    assert on_down > 0 and len(survivors) >= on_down + 1  # the down shard's ones, and ours
+    assert here.get("/revoke", {"user": "alice", "keep": "1"}).json == len(survivors) - 1
+    assert [s["current"] for s in here.get("/sessions", {"user": "alice"}).json] == [True]
+    for browser, _ in made:
+        if browser is not here:
+            assert browser.get("/whoami").json is None  # revoked, on every shard
+
+
 def test_shards_of_different_abilities_each_work(server_factory: ServerFactory) -> None:
     """The server features learnt per factory only ever fall back (GETEX -> GET +
     EXPIRE): a shard without GETEX turns the fallback on, which every shard understands,
