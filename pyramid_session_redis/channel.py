@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from time import monotonic
 from typing import Any, Protocol
 
+from redis.client import Redis
 from redis.connection import (
     Connection,
     ConnectionPool,
@@ -83,12 +84,22 @@ class ClientChannel:
     The clients the factory builds for Sentinel and Cluster resend nothing themselves;
     here a read is sent again once on a fresh connection when its connection dropped
     (after a failover or a restart), a write never (:data:`RESENDABLE`).
+
+    A client the application made may resend by itself (``redis.Redis(host=...)``
+    retries ten times in redis-py 8): a write through a ``redis.Redis`` (Sentinel's
+    master clients included) therefore goes out once, on a connection taken from the
+    client's pool with redis-py's public per-connection calls, which never resend.
+    Other clients (``RedisCluster``...) are used as they are.
     """
 
     def __init__(self, client: Any) -> None:
         self.client = client
+        pool = getattr(client, "connection_pool", None)
+        self._pool = pool if isinstance(client, Redis) and pool is not None else None
 
     def execute(self, *args: Any) -> Any:
+        if self._pool is not None and not _resendable(args):
+            return self._once((args,))[0]
         try:
             return self.client.execute_command(*args)
         except RedisConnectionError:
@@ -97,18 +108,47 @@ class ClientChannel:
         return self.client.execute_command(*args)
 
     def execute_many(self, commands: Sequence[Command]) -> list[Any]:
+        writes = not all(_resendable(command) for command in commands)
+        if self._pool is not None and writes:
+            return self._once(commands)
         try:
             return self._pipeline(commands)
         except RedisConnectionError:
-            if not all(_resendable(command) for command in commands):
+            if writes:
                 raise
         return self._pipeline(commands)
+
+    def _once(self, commands: Sequence[Command]) -> list[Any]:
+        """One round trip on a connection of the client's pool; raw replies, as
+        :class:`DirectChannel` gives them."""
+        pool = self._pool
+        assert pool is not None
+        connection = _take_connection(pool)
+        try:
+            connection.send_packed_command(connection.pack_commands(commands))
+            replies = [_read_reply(connection) for _ in commands]
+        except BaseException:
+            connection.disconnect()  # not in step, or dropped: never reused as it is
+            raise
+        finally:
+            pool.release(connection)
+        for reply in replies:
+            if isinstance(reply, ResponseError):  # raised once all were read
+                raise reply
+        return replies
 
     def _pipeline(self, commands: Sequence[Command]) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)
         for command in commands:
             pipe.execute_command(*command)
         return list(pipe.execute())
+
+
+def _take_connection(pool: Any) -> Any:
+    try:
+        return pool.get_connection()
+    except TypeError:  # redis-py before 5.3 asks for a command name (its pools ignore it)
+        return pool.get_connection("_")
 
 
 class LazyChannel:

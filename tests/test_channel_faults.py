@@ -20,14 +20,17 @@ from typing import Any
 import pytest
 import redis
 import webtest
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from pyramid_session_redis import RedisSessionFactory, connection
 from pyramid_session_redis.channel import CHECK_IDLE_AFTER, ClientChannel, DirectChannel
 from pyramid_session_redis.exceptions import ConfigurationError, SessionBackendError
 from pyramid_session_redis.settings import build_settings
 from pyramid_session_redis.store import RedisStore, ServerFeatures
-from tests.app import SECRET, build_wsgi_app
+from tests.app import SECRET, BackendErrorsAre503, build_wsgi_app
 from tests.scripted_server import ScriptedServer
+from tests.lossy_proxy import LossyProxy
 
 
 def direct(url: str, **options: Any) -> DirectChannel:
@@ -126,6 +129,77 @@ def test_a_client_channel_never_sends_a_write_twice(command: tuple[str, ...]) ->
         assert server.seen == [" ".join(command).encode()]
         channel.execute(*command)  # the next one, on a new connection
         assert server.seen == [" ".join(command).encode()] * 2
+
+
+def retrying_client(url: str) -> redis.Redis:
+    """A client as an application may make it: resending on a dropped connection."""
+    return redis.Redis.from_url(
+        url, retry=Retry(NoBackoff(), 3), retry_on_error=[redis.ConnectionError]
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("SET", "a", "1", "NX"), ("EVALSHA", "f00", "1", "a", "x"), ("APPEND", "a", "x")],
+)
+def test_a_write_through_an_applications_retrying_client_is_sent_once(
+    command: tuple[str, ...],
+) -> None:
+    """Its retries would resend a compare-and-set whose reply was lost: the write goes
+    out on one of its pool's connections instead, and the drop is an error."""
+    with ScriptedServer({command[0].encode(): ["drop", "reply"]}) as server:
+        client = retrying_client(server.url())
+        client.execute_command(*command)  # what the client alone does: it resends
+        assert server.seen == [" ".join(command).encode()] * 2  # and the write ran twice
+        server.seen.clear()
+        server.script[command[0].encode()] = ["drop", "reply"]
+        channel = ClientChannel(client)
+        with pytest.raises(redis.ConnectionError):
+            channel.execute(*command)
+        assert server.seen == [" ".join(command).encode()]
+        assert channel.execute(*command) == b"OK"  # the next one, on a new connection
+        with pytest.raises(redis.ConnectionError):  # a pipeline holding a write: the same
+            server.script[b"DEL"] = ["drop", "reply"]
+            channel.execute_many([("GET", "a"), ("DEL", "a")])
+        assert server.seen[-2:] == [b"GET a", b"DEL a"]
+        assert server.seen.count(b"DEL a") == 1
+
+
+def test_an_increment_whose_reply_was_lost_is_applied_once(redis_url: str) -> None:
+    """The 1.8 way: ``redis_client_callable`` hands over the application's client, which
+    resends when a connection drops. The compare-and-set of an increment runs, then its
+    reply is lost: resent, it would conflict with itself and the merge would add the
+    increment twice. Sent once, the request is a typed error (a 503) and the counter is
+    exactly one higher."""
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    with LossyProxy(port) as proxy:
+        client = redis.Redis(
+            port=proxy.port, retry=Retry(NoBackoff(), 3), retry_on_error=[redis.ConnectionError]
+        )
+        factory = RedisSessionFactory(SECRET, redis_client_callable=lambda request, **kw: client)
+        browser = webtest.TestApp(BackendErrorsAre503(build_wsgi_app(factory)))
+        assert browser.get("/incr", {"key": "n"}).json == 1
+        assert browser.get("/incr", {"key": "n"}).json == 2  # a compare-and-set, answered
+        proxy.lose_reply_to(b"EVALSHA")
+        assert browser.get("/incr", {"key": "n"}, expect_errors=True).status_int == 503
+        assert proxy.lost == 1
+        assert browser.get("/read", {"key": "n"}).json == 3  # not 4
+        client.close()
+
+
+def test_reads_through_an_applications_client_keep_its_own_retries(redis_url: str) -> None:
+    """Only writes take the pool's connections directly; reads, resendable, go through
+    the client as they are, and both give the raw replies the store reads."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    channel = ClientChannel(client)
+    assert channel.execute("SET", "client-channel", "v", "EX", 60) == b"OK"
+    assert channel.execute("GETEX", "client-channel", "EX", 60) == "v"  # decoded: the client's
+    appended, ttl = channel.execute_many(
+        [("APPEND", "client-channel", "w"), ("TTL", "client-channel")]
+    )
+    assert appended == 2 and 0 < ttl <= 60
+    assert channel.execute("GET", "client-channel") == "vw"
+    client.close()
 
 
 def test_a_client_channel_sends_a_pipeline_again_only_when_it_holds_reads_alone() -> None:
