@@ -29,8 +29,8 @@ from pyramid_session_redis.exceptions import ConfigurationError, SessionBackendE
 from pyramid_session_redis.settings import build_settings
 from pyramid_session_redis.store import RedisStore, ServerFeatures
 from tests.app import SECRET, BackendErrorsAre503, build_wsgi_app
-from tests.scripted_server import ScriptedServer
 from tests.lossy_proxy import LossyProxy
+from tests.scripted_server import ScriptedServer
 
 
 def direct(url: str, **options: Any) -> DirectChannel:
