@@ -1,7 +1,7 @@
 """A TCP relay on 127.0.0.1 to a real server that can lose one reply on request.
 
-``lose_reply_to(b"EVALSHA")``: the next command that holds those bytes reaches the
-server and runs, and the relay then closes the client's connection instead of passing
+``lose_reply_to(b"EVALSHA", b"IFEQ")``: the next command that holds any of those bytes
+reaches the server and runs, and the relay then closes the client's connection instead of passing
 the reply on (a network fault after the write, the case a resend gets wrong).
 """
 
@@ -18,14 +18,14 @@ class LossyProxy:
         self.upstream_port = upstream_port
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self.listener.getsockname()[1]
-        self._marker: bytes | None = None
+        self._markers: tuple[bytes, ...] = ()
         self._lock = threading.Lock()
         self.lost = 0  # replies lost so far
         threading.Thread(target=self._accept, daemon=True).start()
 
-    def lose_reply_to(self, marker: bytes) -> None:
+    def lose_reply_to(self, *markers: bytes) -> None:
         with self._lock:
-            self._marker = marker
+            self._markers = markers
 
     def _accept(self) -> None:
         while True:
@@ -48,8 +48,8 @@ class LossyProxy:
             while data := source.recv(65536):
                 if outbound:
                     with self._lock:
-                        if self._marker is not None and self._marker in data:
-                            self._marker = None
+                        if any(marker in data for marker in self._markers):
+                            self._markers = ()
                             losing.set()
                 elif losing.is_set():
                     self.lost += 1
