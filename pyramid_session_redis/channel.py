@@ -132,10 +132,7 @@ class ClientChannel:
             raise
         finally:
             pool.release(connection)
-        for reply in replies:
-            if isinstance(reply, ResponseError):  # raised once all were read
-                raise reply
-        return replies
+        return _raise_error_reply(replies)
 
     def _pipeline(self, commands: Sequence[Command]) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)
@@ -249,10 +246,7 @@ class DirectChannel:
             self._discard(connection)
             raise
         self._idle.append((connection, monotonic()))
-        for reply in replies:
-            if isinstance(reply, ResponseError):  # an error reply: raised once all were read
-                raise reply
-        return replies
+        return _raise_error_reply(replies)
 
     def _checkout(self) -> Any:
         """An idle connection still open and in step, else a new one."""
@@ -322,6 +316,15 @@ def pack(commands: Sequence[Command], encoding: str, errors: str) -> bytes:
                 raise TypeError(f"cannot send a {type(arg).__name__} to Redis")
             parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
     return b"".join(parts)
+
+
+def _raise_error_reply(replies: list[Any]) -> list[Any]:
+    """``replies``, unless one is an error reply: raised once all of them were read, so
+    that the connection stays in step."""
+    for reply in replies:
+        if isinstance(reply, ResponseError):
+            raise reply
+    return replies
 
 
 def _read_reply(connection: Any) -> Any:

@@ -210,7 +210,7 @@ def dumps(value: Any) -> bytes:
 def dumps_data(data: dict[str, Any]) -> bytes:
     """:func:`dumps` of a session's data, a dict whose keys the caller has checked are all
     ``str``; in a small session, top-level hex tokens are stored as their bytes."""
-    if len(data) > SCAN_FIRST_UP_TO:  # encoded first: a large one is not searched at all
+    if len(data) > SCAN_FIRST_UP_TO:  # encoded first; searched only if that is small
         out = _dumps(data, _values_plain)
         if len(out) < TOKENS_BELOW and any(map(_is_token, data.values())):
             return _dumps(data, _values_plain, _with_tokens)
