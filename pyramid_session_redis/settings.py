@@ -107,7 +107,7 @@ class SessionSettings:
     cookie_signer: Any = None
     invalidate_empty_session: bool = True
     persistence: str = "cas"
-    cas_retries: int = 30
+    cas_retries: int = 50
     on_conflict: str = "ours"
     func_conflict_logger: Callable[[Any, Exception], Any] | None = None
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
