@@ -1,8 +1,8 @@
 """A TCP relay on 127.0.0.1 to a real server that can lose one reply on request.
 
 ``lose_reply_to(b"EVALSHA", b"IFEQ")``: the next command that holds any of those bytes
-reaches the server and runs, and the relay then closes the client's connection instead of passing
-the reply on (a network fault after the write, the case a resend gets wrong).
+reaches the server and runs, and the relay then closes the client's connection instead
+of passing the reply on (a network fault after the write, the case a resend gets wrong).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import textwrap
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -171,7 +172,8 @@ def test_an_increment_whose_reply_was_lost_is_applied_once(redis_url: str) -> No
     reply is lost: resent, it would conflict with itself and the merge would add the
     increment twice. Sent once, the request is a typed error (a 503) and the counter is
     exactly one higher."""
-    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    port = urlsplit(redis_url).port
+    assert port is not None
     with LossyProxy(port) as proxy:
         client = redis.Redis(
             port=proxy.port, retry=Retry(NoBackoff(), 3), retry_on_error=[redis.ConnectionError]
