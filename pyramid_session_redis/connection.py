@@ -259,8 +259,8 @@ def no_cluster_resends() -> dict[str, Any]:
     return {"retry": Retry(NoBackoff(), 0)}
 
 
-def sharded_channel(settings: SessionSettings, options: dict[str, Any]) -> CommandChannel:
-    """One channel of direct connections per shard, keys routed by the slot table."""
+def shard_clients(settings: SessionSettings, options: dict[str, Any]) -> list[redis.Redis]:
+    """One client per shard of ``shards``, in the order listed (the console tool walks them)."""
     assert settings.shards is not None
     if settings.redis_ssl:
         raise ConfigurationError(
@@ -272,15 +272,16 @@ def sharded_channel(settings: SessionSettings, options: dict[str, Any]) -> Comma
     certificates = certificate_options(settings)
     if settings.redis_password is not None:
         options = {**options, "password": settings.redis_password}
-    channels = [
-        server_channel(
-            redis.Redis.from_url(
-                shard.url, **options, **(certificates if shard in tls_urls else {})
-            ),
-            "shards",
-        )
+    return [
+        redis.Redis.from_url(shard.url, **options, **(certificates if shard in tls_urls else {}))
         for shard in settings.shards
     ]
+
+
+def sharded_channel(settings: SessionSettings, options: dict[str, Any]) -> CommandChannel:
+    """One channel of direct connections per shard, keys routed by the slot table."""
+    assert settings.shards is not None
+    channels = [server_channel(client, "shards") for client in shard_clients(settings, options)]
     return ShardedChannel(channels, slot_table(settings.shards))
 
 

@@ -28,11 +28,12 @@ import redis
 import webtest
 from pyramid.config import Configurator
 
+from demo.throwaway_redis import free_port
 from pyramid_session_redis.channel import LazyChannel
 from pyramid_session_redis.factory import SessionFactory, session_factory_from_settings
 from tests.app import SECRET, build_wsgi_app
 from tests.servers import HOST, ServerFactory, find_server_binary
-from tests.test_cli import run
+from tests.test_cli import bind, run
 from tests.test_readme import README
 from tests.test_tls import certs  # noqa: F401 - the session's certificates
 from tests.tls import Certificates, start_tls_redis
@@ -238,17 +239,74 @@ def test_the_console_tool_reads_a_deployments_ini(
     site = deployment.site()
     for n in range(5):
         site.browser().get("/set", {"key": "n", "value": str(n)})
-    lines = ["[app:main]", "use = call:tests.test_cli:wsgi_app"]
-    lines += [f"{key} = {value}" for key, value in deployment.settings.items()]
-    ini_file = tmp_path / "app.ini"
-    ini_file.write_text("\n".join(lines) + "\n")
-    code, out, err = run(capsys, "-c", str(ini_file), "stats", "--json")
-    if kind == "shards":
-        assert code == 2 and "run it with --redis-url set to each shard's URL" in err
-        return
+    code, out, err = run(capsys, "-c", app_ini(tmp_path, deployment.settings), "stats", "--json")
     assert code == 0, err
     report = json.loads(out)
-    assert (report["nodes"], report["count"]) == (3 if kind.startswith("cluster") else 1, 5)
+    assert (report["nodes"], report["count"]) == (1 if kind == "sentinel" else 3, 5)
+
+
+def test_every_console_command_works_on_shards(
+    deploy: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each id is looked for on the shard the slot table names, as the application does;
+    the walks cover every shard; a user's sessions are revoked wherever they are."""
+    deployment = deploy("shards")
+    topology = deployment.topology
+    site = serve(deployment.factory(), {"bind": bind})
+    ids = []
+    for n in range(24):
+        browser = site.browser()
+        browser.get("/set", {"key": "n", "value": str(n)})
+        ids.append(browser.get("/session_id").json)
+        if n % 2:
+            browser.get("/bind", {"user": "dana"})
+    holders = {id_: topology.node_for(id_).port for id_ in ids}
+    assert len(set(holders.values())) == 3  # sessions on every shard
+    ini = ["-c", app_ini(tmp_path, deployment.settings)]
+
+    code, out, err = run(capsys, *ini, "stats", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert (report["nodes"], report["count"]) == (3, 24 + 1)  # and dana's index
+
+    # one unbound id per shard: shown, then revoked, from the shard that holds it
+    unbound = {holders[id_]: id_ for id_ in ids[::2]}
+    assert len(unbound) == 3
+    for id_ in unbound.values():
+        code, out, err = run(capsys, *ini, "show", id_, "--reveal", "--json")
+        assert code == 0, err
+        assert json.loads(out)["data"] == {"n": ids.index(id_)}
+        assert run(capsys, *ini, "revoke", id_)[0] == 0
+        assert not topology.holds(id_)
+        assert run(capsys, *ini, "show", id_)[0] == 1
+
+    code, out, err = run(capsys, *ini, "revoke-user", "dana")
+    assert (code, out) == (0, "revoked 12 sessions of user 'dana'\n"), err
+    assert not any(topology.holds(id_) for id_ in ids[1::2])
+    code, out, err = run(capsys, *ini, "stats", "--json")
+    # 9 sessions left, and dana's index (its entries stay until they settle)
+    assert json.loads(out)["count"] == 24 - 3 - 12 + 1, err
+
+
+def test_the_console_tool_names_the_shard_it_cannot_reach(
+    deploy: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = deploy("shards").settings
+    down = f"redis://:hunter2@{HOST}:{free_port()}/0"
+    settings["redis.sessions.shards"] += f" {down}"
+    code, out, err = run(capsys, "-c", app_ini(tmp_path, settings), "stats")
+    assert (code, out) == (2, "")
+    assert err.startswith("pyramid-session-redis: cannot use the shard redis://:***@"), err
+    assert "hunter2" not in err
+
+
+def app_ini(tmp_path: Path, settings: dict[str, Any]) -> str:
+    """An ini file with ``settings`` for the console tool (which never builds the app)."""
+    lines = ["[app:main]", "use = call:tests.test_cli:wsgi_app"]
+    lines += [f"{key} = {value}" for key, value in settings.items()]
+    ini_file = tmp_path / "app.ini"
+    ini_file.write_text("\n".join(lines) + "\n")
+    return str(ini_file)
 
 
 # --------------------------------------------------------------------------- TLS

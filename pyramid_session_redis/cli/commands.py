@@ -70,7 +70,7 @@ def redacted(value: Any) -> str:
 def show(target: Target, args: argparse.Namespace) -> int:
     factory = target.factory
     key = factory.key(args.id)
-    with target.client.pipeline(transaction=False) as pipe:
+    with target.client_for(key).pipeline(transaction=False) as pipe:
         raw, ttl = pipe.get(key).ttl(key).execute()
     label = factory.log_id(args.id)
     if raw is None:
@@ -125,12 +125,12 @@ def format_show(report: dict[str, Any], revealed: bool) -> str:
 def revoke(target: Target, args: argparse.Namespace) -> int:
     factory = target.factory
     key = factory.key(args.id)
-    label = factory.log_id(args.id)
+    label, client = factory.log_id(args.id), target.client_for(key)
     if args.dry_run:
-        exists = bool(target.client.exists(key))
+        exists = bool(client.exists(key))
         print(f"would revoke session {label}" if exists else f"no session with that id ({label})")
         return 0 if exists else NOT_FOUND
-    if not target.client.delete(key):
+    if not client.delete(key):
         print(f"no session with that id (keyed hash {label})")
         return NOT_FOUND
     print(f"revoked session {label}")

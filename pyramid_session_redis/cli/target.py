@@ -17,12 +17,13 @@ import redis
 from redis.cluster import RedisCluster
 
 from ..channel import ClientChannel
-from ..connection import build_channel, build_client, client_options
+from ..connection import build_channel, build_client, client_options, shard_clients
 from ..factory import RedisSessionFactory, SessionFactory
+from ..keys import slot_of
 from ..settings import parse_ini_settings
-from ..sharding import redacted
+from ..sharding import redacted, slot_table
 from ..store import RedisStore, ServerFeatures
-from ..topology import CLUSTER, SENTINEL, SHARDS
+from ..topology import CLUSTER, SENTINEL
 
 SETTINGS_PREFIX = "redis.sessions."
 # Replaced by --redis-url: the other ways of naming a Redis.
@@ -55,7 +56,11 @@ class TargetError(Exception):
 
 @dataclass
 class Target:
-    """The app's session factory, a client to its Redis and the keys to walk."""
+    """The app's session factory, a client to its Redis and the keys to walk.
+
+    With ``shards``, ``shards`` holds one client per shard (``client`` is the first) and
+    ``table`` the slot table that routes a key to its shard, as the application does.
+    """
 
     factory: SessionFactory
     client: Any  # redis.Redis, or redis.cluster.RedisCluster
@@ -64,20 +69,32 @@ class Target:
     owns_client: bool = True
     """False for the application's client (from ``redis_client_callable``): not ours to
     close."""
+    shards: tuple[Any, ...] = ()
+    table: tuple[int, ...] = ()
 
     def close(self) -> None:
         if self.owns_client:
-            self.client.close()
+            for client in self.shards or (self.client,):
+                client.close()
 
     @property
     def is_cluster(self) -> bool:
         return isinstance(self.client, RedisCluster)
 
     def nodes(self) -> list[Any]:
-        """One client per server to walk: every master of a Cluster, else the one Redis."""
+        """One client per server to walk: every master of a Cluster, every shard, else
+        the one Redis."""
+        if self.shards:
+            return list(self.shards)
         if not self.is_cluster:
             return [self.client]
         return [self.client.get_redis_connection(node) for node in self.client.get_primaries()]
+
+    def client_for(self, key: str) -> Any:
+        """The client of the server that holds ``key`` (a Cluster client routes itself)."""
+        if self.shards:
+            return self.shards[self.table[slot_of(key)]]
+        return self.client
 
     def store(self, client: Any = None) -> RedisStore:
         """The library's storage operations over ``client`` (default: the target's)."""
@@ -128,11 +145,6 @@ def connect(factory: SessionFactory) -> tuple[Any, bool]:
     and whether the tool made it (rather than the application's client callable)."""
     settings = factory.settings
     options = client_options(settings)
-    if settings.topology == SHARDS:
-        raise TargetError(
-            "the console tool works on one server at a time: run it with --redis-url "
-            "set to each shard's URL in turn"
-        )
     try:
         if settings.topology in CLIENT_TOPOLOGIES:
             # the master of a Sentinel service, or a RedisCluster (built now)
@@ -155,6 +167,21 @@ def connect(factory: SessionFactory) -> tuple[Any, bool]:
     return client, owned
 
 
+def connect_shards(factory: SessionFactory) -> tuple[Any, ...]:
+    """One client per shard of ``shards``, each checked with PING."""
+    settings = factory.settings
+    assert settings.shards is not None
+    clients = tuple(shard_clients(settings, client_options(settings)))
+    for shard, client in zip(settings.shards, clients, strict=True):
+        try:
+            client.ping()
+        except (redis.RedisError, OSError) as exc:
+            for opened in clients:
+                opened.close()
+            raise TargetError(f"cannot use the shard {redacted(shard.url)}: {exc}") from exc
+    return clients
+
+
 def describe(factory: SessionFactory) -> str:
     """Where the factory's Redis is, without a password."""
     settings = factory.settings
@@ -165,6 +192,8 @@ def describe(factory: SessionFactory) -> str:
     if settings.sentinels is not None:
         sentinels = " ".join(f"{host}:{port}" for host, port in settings.sentinels)
         return f"the master {settings.sentinel_service!r} of the sentinels {sentinels}"
+    if settings.shards is not None:
+        return "the shards " + " ".join(redacted(shard.url) for shard in settings.shards)
     if settings.cluster_nodes is not None:
         nodes = settings.cluster_nodes
         listed = nodes if isinstance(nodes, str) else " ".join(f"{h}:{p}" for h, p in nodes)
@@ -192,8 +221,13 @@ def open_target(
     settings = load_settings(config_uri) if config_uri is not None else {}
     options = factory_options(settings, redis_url, prefix)
     factory = build_factory(options)
-    client, owned = connect(factory)
     where = describe(factory)
+    shards = factory.settings.shards
+    if shards is not None:
+        clients = connect_shards(factory)
+        pattern = key_pattern(factory, match)
+        return Target(factory, clients[0], pattern, where, shards=clients, table=slot_table(shards))
+    client, owned = connect(factory)
     if isinstance(client, RedisCluster) and factory.settings.redis_client_callable is None:
         # The library's own operations (the user index) go through the Cluster client.
         own = {k: v for k, v in options.items() if k != "cluster_nodes"}
