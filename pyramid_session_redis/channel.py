@@ -98,25 +98,31 @@ class ClientChannel:
         self._pool = pool if isinstance(client, Redis) and pool is not None else None
 
     def execute(self, *args: Any) -> Any:
-        if self._pool is not None and not _resendable(args):
-            return self._once((args,))[0]
         try:
+            if self._pool is not None and not _resendable(args):
+                return self._once((args,))[0]
+            try:
+                return self.client.execute_command(*args)
+            except RedisConnectionError:
+                if not _resendable(args):
+                    raise
             return self.client.execute_command(*args)
-        except RedisConnectionError:
-            if not _resendable(args):
-                raise
-        return self.client.execute_command(*args)
+        except RecursionError as exc:  # redis-py dropped the connection (see _nested_too_deeply)
+            raise _nested_too_deeply(exc) from exc
 
     def execute_many(self, commands: Sequence[Command]) -> list[Any]:
         writes = not all(_resendable(command) for command in commands)
-        if self._pool is not None and writes:
-            return self._once(commands)
         try:
+            if self._pool is not None and writes:
+                return self._once(commands)
+            try:
+                return self._pipeline(commands)
+            except RedisConnectionError:
+                if writes:
+                    raise
             return self._pipeline(commands)
-        except RedisConnectionError:
-            if writes:
-                raise
-        return self._pipeline(commands)
+        except RecursionError as exc:
+            raise _nested_too_deeply(exc) from exc
 
     def _once(self, commands: Sequence[Command]) -> list[Any]:
         """One round trip on a connection of the client's pool; raw replies, as
@@ -139,6 +145,15 @@ class ClientChannel:
         for command in commands:
             pipe.execute_command(*command)
         return list(pipe.execute())
+
+
+def _nested_too_deeply(exc: RecursionError) -> ProtocolError:
+    """What a reply that made redis-py's Python parser recurse too deeply is raised as.
+
+    The parser recurses into arrays; redis-py closes a connection whose read raised
+    anything (so does :meth:`ClientChannel._once`), so none is reused out of step.
+    """
+    return ProtocolError(f"Redis sent a reply nested too deeply to read ({exc})")
 
 
 def _take_connection(pool: Any) -> Any:
@@ -235,9 +250,9 @@ class DirectChannel:
         try:
             connection.send_packed_command((packed,), check_health=False)
             replies = [_read_reply(connection) for _ in commands]
-        except RecursionError as exc:  # redis-py's Python parser recurses into arrays
+        except RecursionError as exc:
             self._discard(connection)
-            raise ProtocolError("Redis sent a reply nested too deeply to read") from exc
+            raise _nested_too_deeply(exc) from exc
         except RedisConnectionError:
             self._discard(connection)
             self._close_idle()  # dropped by a restart, most likely: so are the idle ones

@@ -253,6 +253,29 @@ def test_a_reply_nested_too_deeply_for_the_python_parser_is_a_protocol_error() -
     assert outcome.splitlines() == ["python", "ProtocolError True", "b'ok'"]
 
 
+def test_a_client_channel_turns_a_reply_nested_too_deeply_into_a_protocol_error() -> None:
+    """Reads (through the client) and writes (sent once on a pooled connection) alike:
+    a typed backend error, never a RecursionError, and the next command is in step."""
+    nested = b"*1\r\n" * 100_000 + b":1\r\n"
+    script = {b"GET": [nested, b"$2\r\nok\r\n"], b"DEL": [nested, b":1\r\n"]}
+    with ScriptedServer(script) as server:
+        outcome = run_without_hiredis(
+            f"""
+            from pyramid_session_redis.channel import ClientChannel
+            channel = ClientChannel(redis.Redis.from_url({server.url()!r}))
+            for command in (("GET", "k"), ("DEL", "k")):
+                try:
+                    channel.execute(*command)
+                except ProtocolError as exc:
+                    print("ProtocolError", isinstance(exc, redis.ConnectionError))
+                print(channel.execute(*command))
+            """
+        )
+        assert server.seen == [b"GET k", b"GET k", b"DEL k", b"DEL k"]  # nothing resent
+    lines = ["python", "ProtocolError True", "b'ok'", "ProtocolError True", "1"]
+    assert outcome.splitlines() == lines
+
+
 @pytest.mark.parametrize("protocol", [2, 3])
 def test_an_error_reply_in_a_pipeline_keeps_the_connection_in_step(protocol: int) -> None:
     with ScriptedServer({b"INCR": [b"-ERR not an integer\r\n"]}) as server:
