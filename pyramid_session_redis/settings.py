@@ -527,9 +527,23 @@ _STR = _none_or(str)
 _INT_ZERO_NONE = _none_or(lambda value: int(value) or None)
 
 
+# Several ini "secrets" one of which is shorter than this look like a 1.8 secret that
+# held spaces (a passphrase), now split into words: said at start-up.
+WORD_LIKE_SECRET = 16
+
+
 def _secrets(value: str) -> str | tuple[str, ...]:
     """``redis.sessions.secret``: one secret, or several separated by whitespace."""
     parts = value.split()
+    if len(parts) > 1 and min(map(len, parts)) < WORD_LIKE_SECRET:
+        log.warning(
+            "redis.sessions.secret is read as %d secrets (split on whitespace: the first "
+            "signs, the others only verify), one of them under %d characters: a 1.8 secret "
+            "containing spaces is no longer one secret. Put each secret of a rotation on a "
+            "line of its own, and replace a secret with spaces by one without",
+            len(parts),
+            WORD_LIKE_SECRET,
+        )
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 

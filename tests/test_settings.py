@@ -351,6 +351,29 @@ def test_supported_configurations_start_without_warnings(caplog: pytest.LogCaptu
     assert caplog.records == []
 
 
+@pytest.mark.parametrize(
+    ("value", "warned"),
+    [
+        ("correct horse battery staple", True),  # a 1.8 passphrase: now four secrets
+        ("a-long-random-secret-number-one short", True),
+        ("a-long-random-secret-number-one a-long-random-secret-number-two", False),
+        ("\na-long-random-secret-number-one\na-long-random-secret-number-two", False),
+        ("short", False),  # one secret, as 1.8 read it
+    ],
+)
+def test_an_ini_secret_split_into_words_is_said_at_start_up(
+    value: str, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="pyramid_session_redis"):
+        options = parse_ini_settings({"redis.sessions.secret": value})
+    assert options["secret"] == (tuple(value.split()) if len(value.split()) > 1 else value)
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == warned
+    if warned:
+        assert f"read as {len(value.split())} secrets" in messages[0]
+        assert not any(word in messages[0] for word in ("horse", "number-one", "short"))
+
+
 @pytest.mark.parametrize("name", ["cookie_max_age", "timeout", "timeout_trigger"])
 def test_ini_zero_means_none(name: str) -> None:
     """As in 1.8: ``cookie_max_age = 0`` is no Max-Age, not a cookie deleted at once."""
