@@ -323,10 +323,25 @@ class RedisSession(SessionDict):
             request.add_finished_callback(self._on_finished)
 
     # -- end of request -------------------------------------------------------------
+    def _untouched(self, state: SessionState) -> bool:
+        """The request left the session as it found it and asked for nothing: the end of
+        the request has nothing to send (no cookie, no command). The common read, decided
+        without the plans."""
+        pending = self._pending
+        return (
+            (self._phase is Phase.LOADED or self._phase is Phase.NEW)
+            and self._session_id == self._cookie_id
+            and self._moving_from is None
+            and not (state.touched or state.exposed)
+            and not (pending.recookie or pending.refresh_due or pending.resign)
+            and not (pending.force_store or pending.invalidated or pending.index_touched)
+            and pending.ttl_override is None
+        )
+
     def _on_response(self, request: Request, response: Response) -> None:
         self._response = response
         state = self._state
-        if state is None or self._phase is Phase.DEGRADED:
+        if state is None or self._phase is Phase.DEGRADED or self._untouched(state):
             return
         s, pending = self._settings, self._pending
         cookie = self._factory.cookie
@@ -355,6 +370,8 @@ class RedisSession(SessionDict):
         state, mark = self._state, self._events.mark()
         try:
             if state is not None and self._phase is not Phase.DEGRADED:
+                if self._untouched(state):
+                    return  # (the lock, if held, is released below)
                 index = self._index_update(state)
                 action = self._finish(state)
                 self._index_saved(index, state)
