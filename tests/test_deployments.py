@@ -253,39 +253,47 @@ def test_every_console_command_works_on_shards(
     deployment = deploy("shards")
     topology = deployment.topology
     site = serve(deployment.factory(), {"bind": bind})
-    ids = []
-    for n in range(24):
+
+    def new_session(n: int) -> tuple[webtest.TestApp, str]:
         browser = site.browser()
         browser.get("/set", {"key": "n", "value": str(n)})
-        ids.append(browser.get("/session_id").json)
-        if n % 2:
-            browser.get("/bind", {"user": "dana"})
-    holders = {id_: topology.node_for(id_).port for id_ in ids}
-    assert len(set(holders.values())) == 3  # sessions on every shard
+        return browser, browser.get("/session_id").json
+
+    # Random ids: sessions are made until every shard holds one (bounded), so that no
+    # shard is left out by chance.
+    unbound: dict[int, str] = {}  # shard port -> an id it holds
+    made = []
+    while len(unbound) < len(topology.masters()) and len(made) < 200:
+        made.append(new_session(len(made))[1])
+        unbound.setdefault(topology.node_for(made[-1]).port, made[-1])
+    assert len(unbound) == len(topology.masters())
+    bound = []
+    for n in range(12):
+        browser, session_id = new_session(n)
+        browser.get("/bind", {"user": "dana"})
+        bound.append(session_id)
     ini = ["-c", app_ini(tmp_path, deployment.settings)]
 
     code, out, err = run(capsys, *ini, "stats", "--json")
     assert code == 0, err
     report = json.loads(out)
-    assert (report["nodes"], report["count"]) == (3, 24 + 1)  # and dana's index
+    assert (report["nodes"], report["count"]) == (3, len(made) + 12 + 1)  # and dana's index
 
-    # one unbound id per shard: shown, then revoked, from the shard that holds it
-    unbound = {holders[id_]: id_ for id_ in ids[::2]}
-    assert len(unbound) == 3
-    for id_ in unbound.values():
-        code, out, err = run(capsys, *ini, "show", id_, "--reveal", "--json")
+    # one id per shard: shown, then revoked, from the shard that holds it
+    for session_id in unbound.values():
+        code, out, err = run(capsys, *ini, "show", session_id, "--reveal", "--json")
         assert code == 0, err
-        assert json.loads(out)["data"] == {"n": ids.index(id_)}
-        assert run(capsys, *ini, "revoke", id_)[0] == 0
-        assert not topology.holds(id_)
-        assert run(capsys, *ini, "show", id_)[0] == 1
+        assert json.loads(out)["data"] == {"n": made.index(session_id)}
+        assert run(capsys, *ini, "revoke", session_id)[0] == 0
+        assert not topology.holds(session_id)
+        assert run(capsys, *ini, "show", session_id)[0] == 1
 
     code, out, err = run(capsys, *ini, "revoke-user", "dana")
     assert (code, out) == (0, "revoked 12 sessions of user 'dana'\n"), err
-    assert not any(topology.holds(id_) for id_ in ids[1::2])
+    assert not any(topology.holds(session_id) for session_id in bound)
     code, out, err = run(capsys, *ini, "stats", "--json")
-    # 9 sessions left, and dana's index (its entries stay until they settle)
-    assert json.loads(out)["count"] == 24 - 3 - 12 + 1, err
+    # the sessions not revoked, and dana's index (its entries stay until they settle)
+    assert json.loads(out)["count"] == len(made) - 3 + 1, err
 
 
 def test_the_console_tool_names_the_shard_it_cannot_reach(
