@@ -96,9 +96,10 @@ class Target:
             return self.shards[self.table[slot_of(key)]]
         return self.client
 
-    def store(self, client: Any = None) -> RedisStore:
-        """The library's storage operations over ``client`` (default: the target's)."""
-        return RedisStore(ClientChannel(client or self.client), ServerFeatures())
+    def store(self, client: Any) -> RedisStore:
+        """The library's storage operations over ``client``, one of :meth:`nodes` (with
+        ``shards``, ``client`` alone would be the first shard's)."""
+        return RedisStore(ClientChannel(client), ServerFeatures())
 
 
 def load_settings(config_uri: str) -> dict[str, Any]:
